@@ -1,0 +1,60 @@
+# bitten: `make lab` builds the whole site on this machine, `make test` runs every check.
+# Both install what they need on a fresh Debian machine (host packages, the venv, the base images).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help deps venv images lab lab-down test lint pytest molecule bench render clean
+
+help:
+	@echo "make lab       the whole site on this machine (containers, emulators, playbooks)"
+	@echo "make lab-down  remove everything the lab created"
+	@echo "make test      lint, type checks, pytest and every role's Molecule scenario"
+	@echo "make bench     performance figures (ratios against baselines measured in the same run)"
+	@echo "make render    render inventory/bitten into out/bitten"
+
+deps:
+	@scripts/host-deps
+
+$(BIN)/.installed: pyproject.toml | deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+images: venv
+	$(BIN)/bitten lab image --release trixie --release bookworm
+
+lab: images
+	$(BIN)/bitten lab up inventory/lab
+
+lab-down: venv
+	$(BIN)/bitten lab down inventory/lab
+
+render: venv
+	$(BIN)/bitten render inventory/bitten --out out/bitten
+
+lint: venv
+	$(BIN)/ruff check src tests bench plugins stacks
+	$(BIN)/mypy
+	$(BIN)/ansible-lint --profile production
+
+pytest: venv
+	$(BIN)/pytest -q
+
+molecule: images
+	scripts/molecule-all
+
+test: images lint pytest molecule
+
+bench: venv
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

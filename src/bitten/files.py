@@ -1,0 +1,50 @@
+"""The registry of generated files: which path each host gets, from which template, with which mode.
+
+Every file a role deploys from the site model is listed here, so `bitten render` shows all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bitten.site.model import Site
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    #: absolute path on the host
+    path: str
+    #: template under templates/
+    template: str
+    #: which hosts get the file
+    hosts: Callable[[Site], list[str]]
+    #: False when the content is the same on every host that gets it (rendered once)
+    per_host: bool = False
+    mode: str = "0644"
+    owner: str = "root"
+    group: str = "root"
+    description: str = ""
+
+
+def _all_hosts(site: Site) -> list[str]:
+    return sorted(site.nodes)
+
+
+def _slurm_hosts(site: Site) -> list[str]:
+    return site.slurm_hosts
+
+
+FILES: list[FileSpec] = [
+    FileSpec("/etc/hosts", "os/hosts.j2", _all_hosts, description="every host of the site, from the inventory"),
+    FileSpec("/etc/slurm/slurm.conf", "slurm/slurm.conf.j2", _slurm_hosts, description="Slurm cluster config"),
+    FileSpec("/etc/slurm/gres.conf", "slurm/gres.conf.j2", _slurm_hosts, description="GPUs per node"),
+    FileSpec("/etc/slurm/cgroup.conf", "slurm/cgroup.conf.j2", _slurm_hosts, description="cgroup limits"),
+]
+
+
+def spec_for(path: str) -> FileSpec:
+    for spec in FILES:
+        if spec.path == path:
+            return spec
+    raise KeyError(f"bitten generates no file {path}; known: {', '.join(s.path for s in FILES)}")

@@ -1,0 +1,1 @@
+"""The lab: the whole site on one machine (podman containers with systemd, emulated BMCs and plant)."""

@@ -1,0 +1,134 @@
+"""The node base image: Debian from its own mirror (debootstrap), imported into podman, cached by recipe hash.
+
+No registry is reachable here, so `podman pull` cannot work; the recipe below is the whole image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bitten.lab.podman import containers_conf, image_exists, podman
+
+REPOSITORY = "localhost/bitten-base"
+MIRROR = os.environ.get("BITTEN_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+RELEASES = ("trixie", "bookworm")
+
+#: what every node container needs before Ansible can manage it
+PACKAGES = (
+    "python3", "python3-apt", "systemd", "systemd-sysv", "dbus", "sudo", "openssh-server", "iproute2",
+    "ca-certificates", "procps", "gnupg", "curl", "less", "cron",
+)
+
+#: shell run inside the new root filesystem after debootstrap (part of the recipe hash)
+CUSTOMISE = r"""
+set -eu
+# the full release, not only main: the GPU role takes nvidia-driver from non-free
+cat > /etc/apt/sources.list <<SOURCES
+deb {mirror} {release} main contrib non-free non-free-firmware
+deb {mirror} {release}-updates main contrib non-free non-free-firmware
+deb http://security.debian.org/debian-security {release}-security main contrib non-free non-free-firmware
+SOURCES
+# containers only: dpkg need not fsync, manual pages are not needed
+echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/bitten-unsafe-io
+printf 'path-exclude=/usr/share/man/*\n' > /etc/dpkg/dpkg.cfg.d/bitten-noman
+# every container gets its own host keys and machine id at first boot
+rm -f /etc/ssh/ssh_host_*
+: > /etc/machine-id
+cat > /etc/systemd/system/bitten-ssh-hostkeys.service <<UNIT
+[Unit]
+Description=Generate this container's SSH host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+[Install]
+WantedBy=multi-user.target
+UNIT
+ln -sf /etc/systemd/system/bitten-ssh-hostkeys.service /etc/systemd/system/multi-user.target.wants/
+# consoles make no sense in a container
+ln -sf /dev/null /etc/systemd/system/getty@tty1.service
+ln -sf /dev/null /etc/systemd/system/console-getty.service
+# package lists for the sources above stay in the image: roles refresh them when older than their cache time
+apt-get update -qq
+apt-get clean
+"""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    release: str
+    packages: tuple[str, ...] = PACKAGES
+    mirror: str = MIRROR
+    customise: str = field(default=CUSTOMISE, repr=False)
+
+    @property
+    def digest(self) -> str:
+        text = "\n".join([self.release, self.mirror, *sorted(self.packages), self.customise])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def ref(self) -> str:
+        """Tag unique to this recipe: a changed recipe builds a new image."""
+        return f"{REPOSITORY}:{self.release}-{self.digest}"
+
+    @property
+    def stable_ref(self) -> str:
+        """The tag Molecule scenarios and the lab use: always the image of the current recipe."""
+        return f"{REPOSITORY}:{self.release}"
+
+
+def ensure_image(recipe: Recipe, log: Callable[[str], None] = print) -> tuple[str, bool]:
+    """Build the image unless one of this recipe exists; returns (ref, built)."""
+    built = False
+    if not image_exists(recipe.ref):
+        build(recipe, log)
+        built = True
+    podman("tag", recipe.ref, recipe.stable_ref)
+    return recipe.ref, built
+
+
+def build(recipe: Recipe, log: Callable[[str], None] = print) -> None:
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError("debootstrap is not installed: run scripts/host-deps (make does)")
+    containers_conf()
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    with tempfile.TemporaryDirectory(prefix="bitten-rootfs-", dir=os.environ.get("BITTEN_BUILD_DIR")) as tmp:
+        root = Path(tmp) / "root"
+        try:
+            log(f"debootstrap {recipe.release} from {recipe.mirror}")
+            _stream([*sudo, "debootstrap", "--variant=minbase", f"--include={','.join(recipe.packages)}",
+                     recipe.release, str(root), recipe.mirror], log)
+            script = recipe.customise.format(mirror=recipe.mirror, release=recipe.release)
+            _stream([*sudo, "chroot", str(root), "/bin/sh", "-c", script], log)
+            log(f"podman import -> {recipe.ref}")
+            tar = subprocess.Popen([*sudo, "tar", "-C", str(root), "--numeric-owner", "-c", "."],
+                                   stdout=subprocess.PIPE)
+            imp = subprocess.run(["podman", "import", "--change", "CMD=/sbin/init", "-", recipe.ref],
+                                 stdin=tar.stdout, capture_output=True, text=True, check=False)
+            tar.wait()
+            if tar.returncode != 0 or imp.returncode != 0:
+                raise RuntimeError(f"podman import failed: {imp.stderr.strip()}")
+        finally:
+            # debootstrap leaves root-owned files (and possibly mounts) behind
+            subprocess.run([*sudo, "rm", "-rf", "--one-file-system", str(root)], check=False)
+
+
+def _stream(cmd: list[str], log: Callable[[str], None]) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for raw in proc.stdout:
+        line = raw.rstrip()
+        tail = [*tail[-19:], line]
+        if line.startswith(("I: Retrieving", "I: Extracting", "I: Installing", "I: Configuring", "I: Base")):
+            log(line[3:])
+    if proc.wait() != 0:
+        raise RuntimeError(f"{cmd[0]} failed:\n" + "\n".join(tail))

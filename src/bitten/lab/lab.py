@@ -1,0 +1,303 @@
+"""The lab: the whole site on one machine — node containers, emulators, and the real playbooks over SSH."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hostlist
+from rich.console import Console
+from rich.table import Table
+
+from bitten.lab import podman as pm
+from bitten.lab.image import Recipe, ensure_image
+from bitten.site.model import Lab as LabSettings
+from bitten.site.model import Site
+
+RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unr>\d+)"
+                   r"\s+failed=(?P<failed>\d+)")
+
+
+class LabError(RuntimeError):
+    pass
+
+
+@dataclass
+class Recap:
+    changed: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    returncode: int = 0
+
+    @property
+    def total_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+@dataclass
+class LabService:
+    """A process the lab runs on this machine (an emulator or a test double), bound to the network gateway."""
+
+    name: str
+    #: argv, given the lab (so it can read the site and the gateway address)
+    argv: Callable[[Lab], list[str]]
+    #: a line or table for the summary, or None
+    summary: Callable[[Lab], object] | None = None
+    #: TCP port to wait for after start
+    port: Callable[[Lab], int] | None = None
+
+
+#: services that `bitten lab up` starts before the playbooks; layers append theirs
+SERVICES: list[LabService] = []
+#: extra summary sections, run after the playbooks
+SUMMARIES: list[Callable[[Lab], object]] = []
+
+
+class Lab:
+    def __init__(self, inventory: Path, site: Site, console: Console | None = None) -> None:
+        if site.lab is None:
+            raise LabError(f"{inventory} is not a lab inventory: it sets no bitten_lab")
+        self.inventory = inventory.resolve()
+        self.site = site
+        self.settings: LabSettings = site.lab
+        self.console = console or Console(highlight=False)
+        # .lab/ sits at the repository root, where the lab inventory's connection settings expect it
+        self.root = self.inventory.parent.parent
+        self.state = self.root / ".lab"
+        self.ssh_dir = self.state / "ssh"
+        self.run_dir = self.state / "run"
+        self.log_dir = self.state / "log"
+        self.recipe = Recipe(self.settings.release)
+
+    # --- identity ---------------------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return f"{pm.LAB_LABEL}={self.site.info.name}"
+
+    @property
+    def gateway(self) -> str:
+        return self.settings.gateway
+
+    def container_name(self, host: str) -> str:
+        return host
+
+    # --- up -----------------------------------------------------------------------------------------------
+    def up(self, playbook: Path | None = None, extra_args: Sequence[str] = ()) -> Recap:
+        with self.console.status("base image") as status:
+            ref, built = ensure_image(self.recipe, log=lambda line: status.update(f"base image: {line}"))
+        self.console.print(f"[green]✓[/] base image {ref} ({'built' if built else 'cached'})")
+        self._ssh_key()
+        self._network()
+        self._containers()
+        self._services()
+        recap = Recap()
+        if playbook is not None:
+            recap = self.run_playbook(playbook, extra_args)
+        self.summary(recap)
+        if recap.returncode != 0:
+            raise LabError(f"ansible-playbook {playbook} failed (exit {recap.returncode}); see the output above")
+        return recap
+
+    def _ssh_key(self) -> None:
+        self.ssh_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.ssh_dir, 0o700)
+        key = self.ssh_dir / "id_ed25519"
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"bitten-lab-{self.site.info.name}",
+                            "-f", str(key)], check=True)
+        os.chmod(key, 0o600)
+
+    def _network(self) -> None:
+        name = self.settings.network
+        if pm.network_exists(name):
+            return
+        pm.podman("network", "create", "--label", self.label, "--subnet", str(self.settings.subnet),
+                  "--gateway", self.gateway, name)
+        self.console.print(f"[green]✓[/] network {name} {self.settings.subnet}")
+
+    def _devices(self, host: str) -> list[str]:
+        """GPU nodes get /dev/null mapped to each GPU device path, so slurmd accepts their GRES."""
+        profile = self.site.profile_of(host)
+        if profile is None or profile.gpu is None:
+            return []
+        paths = hostlist.expand_hostlist(profile.gpu.devices)
+        return [arg for path in paths for arg in ("--device", f"/dev/null:{path}")]
+
+    def _containers(self) -> None:
+        pubkey = (self.ssh_dir / "id_ed25519.pub").read_text()
+        hosts = sorted(self.site.nodes)
+        with self.console.status("node containers") as status:
+            for host in hosts:
+                name = self.container_name(host)
+                info = pm.inspect_container(name)
+                if info is None:
+                    status.update(f"creating {name}")
+                    node = self.site.nodes[host]
+                    pm.podman("run", "-d", "--name", name, "--hostname", host, "--label", self.label,
+                              "--network", self.settings.network, "--ip", str(node.ip), "--no-hosts",
+                              "--systemd=always", *self._devices(host),
+                              self.recipe.stable_ref, "/sbin/init")
+                elif not info["State"]["Running"]:
+                    status.update(f"starting {name}")
+                    pm.podman("start", name)
+            known: list[str] = []
+            for host in hosts:
+                status.update(f"waiting for {host}")
+                known.append(self._prepare_access(host, pubkey))
+        (self.ssh_dir / "known_hosts").write_text("".join(known))
+        self.console.print(f"[green]✓[/] {len(hosts)} node containers running: {', '.join(hosts)}")
+
+    def _prepare_access(self, host: str, pubkey: str) -> str:
+        """Authorise the lab key for root and return the host's known_hosts line (read through podman)."""
+        name = self.container_name(host)
+        deadline = time.monotonic() + 120
+        hostkey = ""
+        while time.monotonic() < deadline:
+            proc = pm.exec_in(name, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"], check=False)
+            if proc.returncode == 0 and proc.stdout.strip():
+                hostkey = proc.stdout.strip()
+                break
+            time.sleep(0.5)
+        if not hostkey:
+            raise LabError(f"{host}: no SSH host key after 120 s (is systemd running in the container?)")
+        pm.exec_in(name, ["sh", "-c", "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && "
+                          "chmod 600 /root/.ssh/authorized_keys"], input=pubkey)
+        ip = str(self.site.nodes[host].ip)
+        _wait_port(ip, 22, 60, f"{host}: sshd")
+        keytype, keydata = hostkey.split()[:2]
+        return f"{ip},{host} {keytype} {keydata}\n"
+
+    # --- services -----------------------------------------------------------------------------------------
+    def _services(self) -> None:
+        for service in SERVICES:
+            self.spawn(service)
+
+    def pidfile(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def running(self, name: str) -> int | None:
+        try:
+            pid = int(self.pidfile(name).read_text())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def spawn(self, service: LabService) -> None:
+        if self.running(service.name):
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{service.name}.log").open("ab")
+        proc = subprocess.Popen(service.argv(self), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.root)
+        self.pidfile(service.name).write_text(str(proc.pid))
+        if service.port is not None:
+            _wait_port(self.gateway, service.port(self), 30, f"lab service {service.name}")
+        self.console.print(f"[green]✓[/] {service.name} started (log {self.log_dir / service.name}.log)")
+
+    # --- playbooks ----------------------------------------------------------------------------------------
+    def run_playbook(self, playbook: Path, extra_args: Sequence[str] = ()) -> Recap:
+        env = dict(os.environ)
+        env.setdefault("ANSIBLE_CONFIG", str(self.root / "ansible.cfg"))
+        env["ANSIBLE_FORCE_COLOR"] = "1" if self.console.is_terminal else "0"
+        bindir = Path(sys.executable).parent
+        cmd = [str(bindir / "ansible-playbook"), "-i", str(self.inventory), str(playbook), *extra_args]
+        self.console.print(f"[bold]$ {' '.join(cmd)}[/]")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                cwd=self.root)
+        assert proc.stdout is not None
+        recap = Recap()
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            match = RECAP.match(re.sub(r"\x1b\[[0-9;]*m", "", line))
+            if match:
+                recap.changed[match["host"]] = int(match["changed"])
+                recap.failed[match["host"]] = int(match["failed"]) + int(match["unr"])
+        sys.stdout.flush()
+        recap.returncode = proc.wait()
+        return recap
+
+    # --- summary ------------------------------------------------------------------------------------------
+    def summary(self, recap: Recap) -> None:
+        table = Table(title=f"lab {self.site.info.name}: {len(self.site.nodes)} nodes on {self.settings.network}")
+        for column in ("host", "address", "groups", "container", "changed"):
+            table.add_column(column)
+        for host, node in sorted(self.site.nodes.items()):
+            info = pm.inspect_container(self.container_name(host))
+            state = info["State"]["Status"] if info else "missing"
+            table.add_row(host, str(node.ip), ",".join(g for g in node.groups), state,
+                          str(recap.changed.get(host, "-")))
+        self.console.print(table)
+        for service in SERVICES:
+            if service.summary is not None:
+                self._print(service.summary(self))
+        for section in SUMMARIES:
+            self._print(section(self))
+        if recap.changed:
+            self.console.print(f"playbook: {recap.total_changed} change(s) across {len(recap.changed)} hosts")
+
+    def _print(self, item: object) -> None:
+        if item is not None:
+            self.console.print(item)
+
+    # --- down ---------------------------------------------------------------------------------------------
+    def down(self) -> dict[str, list[str]]:
+        """Remove what this lab created (by label) and stop its services; nothing else is touched."""
+        removed: dict[str, list[str]] = {"services": [], "containers": [], "networks": [], "volumes": []}
+        if self.run_dir.exists():
+            for pidfile in sorted(self.run_dir.glob("*.pid")):
+                pid = self.running(pidfile.stem)
+                if pid:
+                    _terminate(pid)
+                    removed["services"].append(pidfile.stem)
+                pidfile.unlink()
+        value = self.site.info.name
+        containers = pm.labelled("container", pm.LAB_LABEL, value)
+        if containers:
+            pm.podman("rm", "-f", "-t", "5", *containers)
+        removed["containers"] = containers
+        for kind, key in (("network", "networks"), ("volume", "volumes")):
+            names = pm.labelled(kind, pm.LAB_LABEL, value)
+            for name in names:
+                pm.podman(kind, "rm", name)
+            removed[key] = names
+        for leftover in (self.ssh_dir / "known_hosts",):
+            leftover.unlink(missing_ok=True)
+        return removed
+
+
+def _wait_port(host: str, port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return
+        except OSError:
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise LabError(f"{what} did not answer on {host}:{port} within {timeout:.0f} s")
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,71 @@
+"""Render every generated file of a site, per host, into a directory tree that reviews read as a diff."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bitten.files import FILES, FileSpec, spec_for
+from bitten.site.model import Site
+from bitten.templating import render_template
+
+
+def context(site: Site, host: str | None) -> dict[str, object]:
+    return {"site": site, "host": host, "node": site.nodes[host] if host else None}
+
+
+def render_file(site: Site, path: str, host: str, secrets: Mapping[str, str] | None = None) -> str:
+    """The content ``host`` gets at ``path``: what the roles deploy (with secrets) and render shows."""
+    spec = spec_for(path)
+    if host not in spec.hosts(site):
+        raise KeyError(f"host {host} does not get {path}")
+    return render_template(spec.template, context(site, host if spec.per_host else None), secrets)
+
+
+@dataclass
+class RenderResult:
+    files: int
+    hosts: int
+    unique: int
+
+
+def render_tree(site: Site, out: Path, progress: Callable[[int], None] | None = None) -> RenderResult:
+    """Write ``out/<host>/<path>`` for every host and file. Secrets appear as placeholders.
+
+    Files with the same content on every host are rendered once and hard-linked, so a 10,000-node site
+    costs one render per cluster-wide file. ``out`` is replaced as a whole, so no stale file survives.
+    """
+    tmp = out.with_name(out.name + ".rendering")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    written = unique = 0
+    hosts: set[str] = set()
+    for spec in FILES:
+        targets = spec.hosts(site)
+        shared: Path | None = None
+        for host in targets:
+            dest = tmp / host / spec.path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if shared is not None:
+                os.link(shared, dest)
+            else:
+                dest.write_text(_content(site, spec, host), encoding="utf-8")
+                unique += 1
+                if not spec.per_host:
+                    shared = dest
+            written += 1
+            hosts.add(host)
+        if progress:
+            progress(len(targets))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return RenderResult(files=written, hosts=len(hosts), unique=unique)
+
+
+def _content(site: Site, spec: FileSpec, host: str) -> str:
+    return render_template(spec.template, context(site, host if spec.per_host else None))

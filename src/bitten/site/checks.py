@@ -1,0 +1,229 @@
+"""Cross-checks: things each value gets right alone but the site gets wrong as a whole."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+
+from bitten.site import model as m
+from bitten.site.build import Locator
+from bitten.site.problems import Problem
+
+Declared = dict[str, set[str]]
+
+
+def cross_check(site: m.Site, locator: Locator, declared: Declared) -> list[Problem]:
+    """Run every check; ``declared`` holds the names each section declares, valid or not."""
+    problems: list[Problem] = []
+    for check in CHECKS:
+        problems.extend(check(site, locator, declared))
+    return problems
+
+
+def _duplicates(site: m.Site, locator: Locator, what: str, var: str,
+                key: Callable[[m.Node], object | None]) -> Iterator[Problem]:
+    owners: dict[object, list[str]] = defaultdict(list)
+    for node in site.nodes.values():
+        value = key(node)
+        if value is not None:
+            owners[value].append(node.name)
+    for value, hosts in owners.items():
+        if len(hosts) > 1:
+            shown = value if not isinstance(value, tuple) else "/".join(str(v) for v in value)
+            for host in hosts:
+                others = ", ".join(h for h in hosts if h != host)
+                yield Problem(file=locator.find(host, var), host=host, field=var,
+                              message=f"{what} {shown} is also used by {others}",
+                              fix=f"give every host its own {what}")
+
+
+def check_unique(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    yield from _duplicates(site, locator, "IP address", "bitten_ip", lambda n: n.ip)
+    yield from _duplicates(site, locator, "boot MAC", "bitten_boot_mac", lambda n: n.boot_mac)
+    yield from _duplicates(site, locator, "BMC", "bitten_bmc", lambda n: n.bmc.key if n.bmc else None)
+
+
+def check_profiles(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    known = ", ".join(sorted(declared["profiles"])) or "none defined"
+    compute = set(site.compute_nodes)
+    for node in site.nodes.values():
+        name = node.hardware_profile
+        if name is None:
+            if node.name in compute:
+                yield Problem(file=locator.find(node.name, "bitten_ip"), host=node.name,
+                              field="bitten_hardware_profile", message="compute node without a hardware profile",
+                              fix=f"set bitten_hardware_profile for its group; defined profiles: {known}")
+        elif name not in declared["profiles"]:
+            yield Problem(file=locator.find(node.name, "bitten_hardware_profile"), host=node.name,
+                          field="bitten_hardware_profile", message=f"unknown hardware profile {name!r}",
+                          fix=f"use one of: {known}, or define it in bitten_hardware_profiles")
+
+
+def check_slurm_roles(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    source = locator.find(None, "bitten_slurm")
+    if not site.controllers:
+        yield Problem(file=source, field=f"group {m.GROUP_CONTROLLER}", message="no Slurm controller host",
+                      fix=f"put one host (two for HA) in group {m.GROUP_CONTROLLER}")
+    elif len(site.controllers) > 2:
+        yield Problem(file=source, field=f"group {m.GROUP_CONTROLLER}",
+                      message=f"{len(site.controllers)} controllers; Slurm runs one primary and one backup",
+                      fix=f"keep one or two hosts in group {m.GROUP_CONTROLLER}")
+    if not site.dbd_hosts:
+        yield Problem(file=source, field=f"group {m.GROUP_DBD}", message="no slurmdbd host: accounting (which "
+                      "QoS, limits and UCloud need) goes through slurmdbd", fix=f"put a host in group {m.GROUP_DBD}")
+    if not site.compute_nodes:
+        yield Problem(file=source, field=f"group {m.GROUP_COMPUTE}", message="no compute nodes",
+                      fix=f"put nodes in {m.GROUP_GPU} or {m.GROUP_CPU} (children of {m.GROUP_COMPUTE})")
+
+
+def check_partitions(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    var = "bitten_partitions"
+    qos_names = declared["qos"]
+    in_partition: set[str] = set()
+    names: set[str] = set()
+    defaults = [p.name for p in site.partitions if p.default]
+    if len(defaults) > 1:
+        yield Problem(file=locator.find(None, var), field=var, message=f"several default partitions: "
+                      f"{', '.join(defaults)}", fix="mark at most one partition default: true")
+    for index, part in enumerate(site.partitions):
+        where = locator.find(None, var, [index])
+        field = f"{var}[{index}] ({part.name})"
+        if part.name in names:
+            yield Problem(file=where, field=field, message="partition defined twice", fix="rename or merge them")
+        names.add(part.name)
+        for group in part.groups:
+            if group not in site.groups:
+                yield Problem(file=locator.find(None, var, [index, "groups"]), field=f"{field}.groups",
+                              message=f"group {group!r} is not in the inventory",
+                              fix="name an inventory group such as gpu_nodes or cpu_nodes")
+        members = site.partition_nodes(part)
+        in_partition.update(members)
+        if not members and all(g in site.groups for g in part.groups):
+            yield Problem(file=where, field=f"{field}.groups", message="partition has no nodes",
+                          fix="add hosts to its groups or remove the partition")
+        for qos in part.qos:
+            if qos not in qos_names:
+                yield Problem(file=locator.find(None, var, [index, "qos"]), field=f"{field}.qos",
+                              message=f"QoS {qos!r} is not defined", fix="define it in bitten_qos")
+        if part.gpu:
+            for host in members:
+                profile = site.profile_of(host)
+                if profile is not None and profile.gpu is None:
+                    yield Problem(file=locator.find(host, "bitten_hardware_profile"), host=host,
+                                  field=f"{field}.groups",
+                                  message=f"GPU partition {part.name} contains {host}, whose hardware profile "
+                                  f"{site.nodes[host].hardware_profile} has no GPUs",
+                                  fix="move the node to a CPU partition or give its profile a gpu section")
+    for host in site.compute_nodes:
+        if host not in in_partition:
+            yield Problem(file=locator.find(host, "bitten_ip"), host=host, field="partition",
+                          message="compute node is in no partition",
+                          fix="add one of its groups to a partition's groups in bitten_partitions")
+
+
+def check_accounts(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    qos_names = declared["qos"]
+    for index, account in enumerate(site.accounts):
+        for qos in [*account.qos, *([account.default_qos] if account.default_qos else [])]:
+            if qos not in qos_names:
+                yield Problem(file=locator.find(None, "bitten_accounts", [index]),
+                              field=f"bitten_accounts[{index}] ({account.name}).qos",
+                              message=f"QoS {qos!r} is not defined", fix="define it in bitten_qos")
+
+
+def check_cooling(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    cooling = site.cooling
+    var = "bitten_cooling"
+    for node in site.nodes.values():
+        if node.cooling_loop and node.cooling_loop not in declared["loops"]:
+            yield Problem(file=locator.find(node.name, "bitten_cooling_loop"), host=node.name,
+                          field="bitten_cooling_loop", message=f"cooling loop {node.cooling_loop!r} is not defined",
+                          fix="define it under bitten_cooling.loops or correct the name; defined: "
+                          + (", ".join(sorted(declared["loops"])) or "none"))
+    for name, loop in sorted(cooling.loops.items()):
+        if loop.cdu not in declared["cdus"]:
+            yield Problem(file=locator.find(None, var, ["loops", name, "cdu"]), field=f"{var}.loops.{name}.cdu",
+                          message=f"CDU {loop.cdu!r} is not defined",
+                          fix="define it under bitten_cooling.cdus; defined: " + (", ".join(sorted(declared["cdus"]))
+                                                                                   or "none"))
+        if loop.heat_meter and loop.heat_meter not in declared["heat_meters"]:
+            yield Problem(file=locator.find(None, var, ["loops", name, "heat_meter"]),
+                          field=f"{var}.loops.{name}.heat_meter",
+                          message=f"heat meter {loop.heat_meter!r} is not defined",
+                          fix="define it under bitten_cooling.heat_meters")
+    for name, cdu in sorted(cooling.cdus.items()):
+        if cdu.coolant and cdu.coolant not in declared["coolants"]:
+            yield Problem(file=locator.find(None, var, ["cdus", name, "coolant"]),
+                          field=f"{var}.cdus.{name}.coolant", message=f"coolant {cdu.coolant!r} is not defined",
+                          fix="define it under bitten_cooling.coolants")
+    for name, meter in sorted(cooling.heat_meters.items()):
+        if meter.register_map not in declared["register_maps"]:
+            yield Problem(file=locator.find(None, var, ["heat_meters", name, "register_map"]),
+                          field=f"{var}.heat_meters.{name}.register_map",
+                          message=f"register map {meter.register_map!r} is not defined",
+                          fix="define it under bitten_cooling.register_maps")
+
+
+def check_ucloud(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    if site.ucloud is None:
+        return
+    var = "bitten_ucloud"
+    if not site.hosts_in(m.GROUP_UCLOUD):
+        yield Problem(file=locator.find(None, var), field=f"group {m.GROUP_UCLOUD}",
+                      message="UCloud is configured but no host is its frontend",
+                      fix=f"put the login node that runs the Integration Module in group {m.GROUP_UCLOUD}")
+    for name, machine in sorted(site.ucloud.machine_types.items()):
+        field = f"{var}.machine_types.{name}"
+        where = locator.find(None, var, ["machine_types", name])
+        part = site.partition(machine.partition)
+        if part is None and machine.partition in declared["partitions"]:
+            continue
+        if part is None:
+            yield Problem(file=locator.find(None, var, ["machine_types", name, "partition"]),
+                          field=f"{field}.partition", message=f"partition {machine.partition!r} does not exist",
+                          fix="name a partition from bitten_partitions: "
+                          + ", ".join(p.name for p in site.partitions))
+            continue
+        if machine.qos not in part.qos:
+            yield Problem(file=locator.find(None, var, ["machine_types", name, "qos"]), field=f"{field}.qos",
+                          message=f"QoS {machine.qos!r} is not allowed in partition {part.name}",
+                          fix=f"add it to the partition's qos list ({', '.join(part.qos)})")
+        lengths = {"cpu": len(machine.cpu), "memory": len(machine.memory)}
+        if machine.gpu is not None:
+            lengths["gpu"] = len(machine.gpu)
+        if machine.price is not None:
+            lengths["price"] = len(machine.price)
+        if len(set(lengths.values())) > 1:
+            yield Problem(file=where, field=field, message="list lengths differ: "
+                          + ", ".join(f"{k}={v}" for k, v in lengths.items()),
+                          fix="give cpu, memory, gpu and price one entry per product size")
+        if machine.gpu is not None and not part.gpu:
+            yield Problem(file=where, field=f"{field}.gpu", message=f"GPU machine type on partition {part.name}, "
+                          "which is not a GPU partition", fix="point it at a partition with gpu: true")
+        yield from _fits(site, part, machine, where, field)
+
+
+def _fits(site: m.Site, part: m.Partition, machine: m.MachineType, where: str, field: str) -> Iterable[Problem]:
+    """Every product size must fit on a node of the partition."""
+    profiles = {site.nodes[h].hardware_profile for h in site.partition_nodes(part)}
+    known = [site.hardware_profiles[p] for p in profiles if p in site.hardware_profiles]
+    if not known:
+        return
+    max_cpu = max(p.cpu.threads for p in known)
+    max_mem_gb = max(p.memory_mb for p in known) // 1024
+    max_gpu = max((p.gpu.count if p.gpu else 0) for p in known)
+    if max(machine.cpu) > max_cpu:
+        yield Problem(file=where, field=f"{field}.cpu", message=f"{max(machine.cpu)} CPUs exceeds the largest "
+                      f"node in partition {part.name} ({max_cpu})", fix="shrink the largest product")
+    if max(machine.memory) > max_mem_gb:
+        yield Problem(file=where, field=f"{field}.memory", message=f"{max(machine.memory)} GB exceeds the "
+                      f"largest node in partition {part.name} ({max_mem_gb} GB)", fix="shrink the largest product")
+    if machine.gpu and max(machine.gpu) > max_gpu:
+        yield Problem(file=where, field=f"{field}.gpu", message=f"{max(machine.gpu)} GPUs exceeds the "
+                      f"largest node in partition {part.name} ({max_gpu})", fix="shrink the largest product")
+
+
+CHECKS: tuple[Callable[[m.Site, Locator, Declared], Iterable[Problem]], ...] = (
+    check_unique, check_profiles, check_slurm_roles, check_partitions, check_accounts, check_cooling,
+    check_ucloud,
+)

@@ -1,0 +1,370 @@
+"""The typed site model: what an inventory describes once it has been validated.
+
+Each class mirrors one inventory variable (see inventory/README.md for the variable reference). Models forbid
+unknown keys, so a misspelt setting is an error instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+DnsLabel = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", min_length=1, max_length=63)
+]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", min_length=1, max_length=64)]
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- hardware ---------------------------------------------------------------------------------------------
+
+
+class Cpu(Strict):
+    vendor: str = "AMD"
+    model: str
+    sockets: int = Field(ge=1, le=16)
+    cores_per_socket: int = Field(ge=1, le=1024)
+    threads_per_core: int = Field(default=1, ge=1, le=8)
+
+    @property
+    def cores(self) -> int:
+        return self.sockets * self.cores_per_socket
+
+    @property
+    def threads(self) -> int:
+        return self.cores * self.threads_per_core
+
+
+GpuArchitecture = Literal["volta", "ampere", "hopper", "ada", "blackwell"]
+
+
+class Gpu(Strict):
+    vendor: Literal["nvidia"] = "nvidia"
+    model: str
+    #: the GRES type Slurm and UCloud use (``gpu:<slurm_type>:<count>``)
+    slurm_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$")]
+    count: int = Field(ge=1, le=64)
+    architecture: GpuArchitecture
+    memory_gb: int = Field(ge=1)
+    #: GPUs joined by an NVSwitch fabric need Fabric Manager (and NSCQ)
+    nvswitch: bool = False
+    #: device files of the GPUs, in Slurm's hostlist-like notation
+    devices: str = "/dev/nvidia[0-7]"
+    #: per-GPU power limit at full power, used when cooling alarms cap power
+    max_power_watts: int | None = Field(default=None, ge=50)
+
+
+class Boot(Strict):
+    mode: Literal["UEFI", "Legacy"] = "UEFI"
+    #: what a provisioning run boots once: Pxe or Cd (virtual media); None leaves boot alone
+    target: Literal["Pxe", "Cd", "Hdd", "None"] = "Pxe"
+    #: ISO URL inserted as virtual media when target is Cd
+    image_url: str | None = None
+
+
+class HardwareProfile(Strict):
+    vendor: str = "HPE"
+    model: str
+    cpu: Cpu
+    #: memory Slurm may hand out (RealMemory), in MiB
+    memory_mb: int = Field(ge=256)
+    gpu: Gpu | None = None
+    #: desired BIOS attributes, applied through the BMC's @Redfish.Settings object
+    bios: dict[str, str | int | bool] = Field(default_factory=dict)
+    boot: Boot = Field(default_factory=Boot)
+    #: desired power state after provisioning
+    power: Literal["On", "Off"] = "On"
+    #: Slurm node features (constraints) besides the generated ones
+    features: tuple[str, ...] = ()
+    #: values in this profile that are not publicly known
+    assumptions: tuple[str, ...] = ()
+
+
+# --- nodes ------------------------------------------------------------------------------------------------
+
+
+class Bmc(Strict):
+    """Where a node's BMC answers Redfish."""
+
+    #: host[:port] of the BMC (iLO)
+    address: str
+    scheme: Literal["https", "http"] = "https"
+    #: Redfish system id under /redfish/v1/Systems/
+    system_id: str = "1"
+    #: which flavour of Redfish to expect: hpe_ilo (sessions, Oem.Hpe, Managers/1/VirtualMedia) or generic
+    flavour: Literal["hpe_ilo", "generic"] = "hpe_ilo"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.address}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.address.lower(), self.system_id)
+
+
+class Node(Strict):
+    name: DnsLabel
+    groups: tuple[str, ...]
+    ip: ipaddress.IPv4Address
+    hardware_profile: str | None = None
+    bmc: Bmc | None = None
+    boot_mac: str | None = None
+    cooling_loop: str | None = None
+
+    @field_validator("boot_mac")
+    @classmethod
+    def _mac(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        mac = value.lower().replace("-", ":")
+        if not MAC_RE.match(mac):
+            raise ValueError(f"{value!r} is not a MAC address (expected six hex pairs, e.g. 94:40:c9:00:00:01)")
+        return mac
+
+
+# --- Slurm ------------------------------------------------------------------------------------------------
+
+
+class SlurmSettings(Strict):
+    cluster_name: DnsLabel
+    #: process tracking and task plugins; containers (the lab) need linuxproc and none
+    proctrack_type: str = "proctrack/cgroup"
+    task_plugin: str = "task/cgroup,task/affinity"
+    #: trust slurm.conf over what slurmd detects (containers report the host's hardware)
+    config_overrides: bool = False
+    #: accept GPUs without NVML autodetection
+    gres_autodetect: Literal["off", "nvml"] = "nvml"
+    select_type_parameters: str = "CR_Core_Memory"
+    return_to_service: int = Field(default=1, ge=0, le=2)
+    max_job_count: int = Field(default=100000, ge=1)
+    #: extra slurm.conf lines, key -> value, emitted verbatim at the end
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class Partition(Strict):
+    name: Name
+    #: inventory groups whose hosts form the partition
+    groups: tuple[str, ...] = Field(min_length=1)
+    #: a GPU partition must contain GPU nodes only
+    gpu: bool = False
+    default: bool = False
+    max_time: str = "2-00:00:00"
+    default_time: str = "01:00:00"
+    #: AllowQoS: the QoS names jobs in this partition may use
+    qos: tuple[str, ...] = Field(min_length=1)
+    #: TRESBillingWeights, TRES -> weight (e.g. {"CPU": 1.0, "Mem": "0.25G", "GRES/gpu": 1.0})
+    billing_weights: dict[str, float | str] = Field(default_factory=dict)
+    max_nodes_per_job: int | None = Field(default=None, ge=1)
+    state: Literal["UP", "DOWN", "DRAIN", "INACTIVE"] = "UP"
+
+
+class Qos(Strict):
+    name: Name
+    description: str = ""
+    priority: int = Field(default=0, ge=0)
+    max_wall: str | None = None
+    max_tres_per_user: str | None = None
+    max_jobs_per_user: int | None = Field(default=None, ge=1)
+    grp_tres: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+class Account(Strict):
+    name: Name
+    description: str = ""
+    organization: str = ""
+    parent: str = "root"
+    qos: tuple[str, ...] = ()
+    default_qos: str | None = None
+    users: tuple[str, ...] = ()
+
+
+# --- cooling ----------------------------------------------------------------------------------------------
+
+
+class Coolant(Strict):
+    type: Literal["Water", "PropyleneGlycol", "EthyleneGlycol"] = "Water"
+    additive_percent: float = Field(default=0.0, ge=0, le=100)
+    #: fixed properties; when absent the agent takes them from the CDU's Coolant object
+    density_kg_m3: float | None = Field(default=None, gt=0)
+    specific_heat_kj_kg_k: float | None = Field(default=None, gt=0)
+
+
+class Cdu(Strict):
+    """A coolant distribution unit reached through Redfish ThermalEquipment."""
+
+    #: base URL of the CDU's Redfish service (scheme://host[:port])
+    url: str
+    #: id under /redfish/v1/ThermalEquipment/CDUs/
+    cdu_id: str = "1"
+    coolant: str | None = None
+    model: str = ""
+
+
+class ModbusDevice(Strict):
+    """A Modbus TCP device: heat meter, district-heating controller, heat-reuse PLC."""
+
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=247)
+    #: name of a register map under bitten_cooling.register_maps
+    register_map: str
+    model: str = ""
+
+
+class CoolingLoop(Strict):
+    cdu: str
+    #: the meter that measures heat handed to district heating from this loop
+    heat_meter: str | None = None
+    description: str = ""
+
+
+class Cooling(Strict):
+    coolants: dict[str, Coolant] = Field(default_factory=dict)
+    cdus: dict[str, Cdu] = Field(default_factory=dict)
+    heat_meters: dict[str, ModbusDevice] = Field(default_factory=dict)
+    #: register maps are configuration (address, function, type, scale, unit); the agent validates them
+    register_maps: dict[str, dict[str, object]] = Field(default_factory=dict)
+    loops: dict[str, CoolingLoop] = Field(default_factory=dict)
+
+
+# --- UCloud -----------------------------------------------------------------------------------------------
+
+
+class Payment(Strict):
+    type: Literal["Resource", "Money"] = "Resource"
+    unit: Literal["Cpu", "Gpu", "Memory", "Core", "GPU", "GB"] = "Cpu"
+    interval: Literal["Minutely", "Hourly", "Daily"] = "Minutely"
+    currency: str | None = None
+
+
+class MachineType(Strict):
+    partition: Name
+    qos: Name
+    payment: Payment = Field(default_factory=Payment)
+    cpu: tuple[int, ...] = Field(min_length=1)
+    memory: tuple[int, ...] = Field(min_length=1)
+    gpu: tuple[int, ...] | None = None
+    price: tuple[float, ...] | None = None
+    name_suffix: str | None = None
+    description: str = ""
+
+
+class UCloud(Strict):
+    provider_id: Name
+    #: UCloud/Core, e.g. https://cloud.sdu.dk
+    core_url: str
+    #: public name of the frontend that Core reaches (envoy behind TLS)
+    public_host: str
+    public_port: int = 443
+    machine_types: dict[str, MachineType] = Field(default_factory=dict)
+
+
+# --- the site ---------------------------------------------------------------------------------------------
+
+
+class Lab(Strict):
+    """How `bitten lab` builds this inventory on one machine (only the lab inventory sets it)."""
+
+    #: podman network the lab's containers join; its gateway (first address) runs the emulators
+    network: DnsLabel = "bitten-lab"
+    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("10.77.0.0/24")
+    #: Debian release of the node containers
+    release: Literal["trixie", "bookworm"] = "trixie"
+
+    @property
+    def gateway(self) -> str:
+        return str(next(self.subnet.hosts()))
+
+
+class SiteInfo(Strict):
+    name: DnsLabel
+    description: str = ""
+    domain: str
+    timezone: str = "UTC"
+    location: str = ""
+
+
+#: inventory groups with a fixed meaning
+GROUP_CONTROLLER = "slurm_controller"
+GROUP_DBD = "slurm_dbd"
+GROUP_LOGIN = "login"
+GROUP_UCLOUD = "ucloud_frontend"
+GROUP_GPU = "gpu_nodes"
+GROUP_CPU = "cpu_nodes"
+GROUP_COMPUTE = "compute"
+
+
+class Site(Strict):
+    info: SiteInfo
+    nodes: dict[str, Node]
+    groups: dict[str, tuple[str, ...]]
+    hardware_profiles: dict[str, HardwareProfile]
+    slurm: SlurmSettings
+    partitions: tuple[Partition, ...]
+    qos: tuple[Qos, ...] = ()
+    accounts: tuple[Account, ...] = ()
+    cooling: Cooling = Field(default_factory=Cooling)
+    ucloud: UCloud | None = None
+    lab: Lab | None = None
+    assumptions: tuple[str, ...] = ()
+
+    def hosts_in(self, *groups: str) -> list[str]:
+        """Hosts of the named groups, sorted and without duplicates (unknown groups are empty)."""
+        found: set[str] = set()
+        for group in groups:
+            found.update(self.groups.get(group, ()))
+        return sorted(found)
+
+    @cached_property
+    def controllers(self) -> list[str]:
+        return self.hosts_in(GROUP_CONTROLLER)
+
+    @cached_property
+    def dbd_hosts(self) -> list[str]:
+        return self.hosts_in(GROUP_DBD)
+
+    @cached_property
+    def compute_nodes(self) -> list[str]:
+        return self.hosts_in(GROUP_COMPUTE, GROUP_GPU, GROUP_CPU)
+
+    @cached_property
+    def slurm_hosts(self) -> list[str]:
+        """Every host that runs a Slurm daemon or client and so gets slurm.conf."""
+        return self.hosts_in(GROUP_CONTROLLER, GROUP_DBD, GROUP_LOGIN, GROUP_UCLOUD, GROUP_COMPUTE, GROUP_GPU,
+                             GROUP_CPU)
+
+    def profile_of(self, host: str) -> HardwareProfile | None:
+        name = self.nodes[host].hardware_profile
+        return self.hardware_profiles.get(name) if name else None
+
+    def partition_nodes(self, partition: Partition) -> list[str]:
+        return self.hosts_in(*partition.groups)
+
+    def partition(self, name: str) -> Partition | None:
+        return next((p for p in self.partitions if p.name == name), None)
+
+    @cached_property
+    def compute_by_profile(self) -> dict[str, list[str]]:
+        """Compute nodes grouped by hardware profile, profiles in name order."""
+        out: dict[str, list[str]] = {}
+        for host in self.compute_nodes:
+            profile = self.nodes[host].hardware_profile
+            if profile:
+                out.setdefault(profile, []).append(host)
+        return dict(sorted(out.items()))
+
+    def loop_nodes(self, loop: str) -> list[str]:
+        return sorted(n.name for n in self.nodes.values() if n.cooling_loop == loop)
+
+    def fqdn(self, host: str) -> str:
+        return f"{host}.{self.info.domain}"
