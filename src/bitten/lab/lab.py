@@ -91,6 +91,9 @@ class Lab:
 
     # --- up -----------------------------------------------------------------------------------------------
     def up(self, playbook: Path | None = None, extra_args: Sequence[str] = ()) -> Recap:
+        from bitten.lab.services import load_layers
+
+        load_layers()
         with self.console.status("base image") as status:
             ref, built = ensure_image(self.recipe, log=lambda line: status.update(f"base image: {line}"))
         self.console.print(f"[green]✓[/] base image {ref} ({'built' if built else 'cached'})")
@@ -252,6 +255,9 @@ class Lab:
     # --- down ---------------------------------------------------------------------------------------------
     def down(self) -> dict[str, list[str]]:
         """Remove what this lab created (by label) and stop its services; nothing else is touched."""
+        from bitten.lab.services import load_layers
+
+        load_layers()
         removed: dict[str, list[str]] = {"services": [], "containers": [], "networks": [], "volumes": []}
         if self.run_dir.exists():
             for pidfile in sorted(self.run_dir.glob("*.pid")):
