@@ -231,7 +231,7 @@ class Lab:
 
     # --- summary ------------------------------------------------------------------------------------------
     def summary(self, recap: Recap) -> None:
-        table = Table(title=f"lab {self.site.info.name}: {len(self.site.nodes)} nodes on {self.settings.network}")
+        table = Table(title=f"{self.site.info.name}: {len(self.site.nodes)} nodes on {self.settings.network}")
         for column in ("host", "address", "groups", "container", "changed"):
             table.add_column(column)
         for host, node in sorted(self.site.nodes.items()):

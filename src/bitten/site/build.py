@@ -181,7 +181,8 @@ def build_site(data: InventoryData) -> m.Site:
             nodes[host] = node
 
     # Cross-check what did validate, so that one run reports every problem; names that are declared but
-    # invalid count as declared (their own errors are already reported).
+    # invalid count as declared (their own errors are already reported), hosts that failed are left out.
+    groups = {g: tuple(h for h in members if h in nodes) for g, members in groups.items()}
     site = m.Site.model_construct(
         info=info or m.SiteInfo.model_construct(name="invalid", domain="invalid"),
         nodes=nodes, groups=groups, hardware_profiles=profiles,
@@ -243,7 +244,7 @@ def _validate_node(raw: dict[str, Any], host: str, locator: Locator, problems: l
             if err["type"] == "missing" or (err["input"] is None and not rest):
                 msg, fix = f"required: {HOST_VARS.get(var, var)}", f"set {var} for this host or its group"
             else:
-                msg = f"{err['msg']} (got {err['input']!r})"
+                msg = err["msg"] if repr(err["input"]) in err["msg"] else f"{err['msg']} (got {err['input']!r})"
                 fix = _FIXES.get(err["type"], f"see {var} in inventory/README.md")
             problems.append(Problem(file=locator.find(host, var, rest), host=host, field=_loc([var, *rest]),
                                     message=msg, fix=fix))

@@ -1,0 +1,82 @@
+"""Broken inventories: each fails with exit 2 and messages naming file, host and field; nothing is written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import BROKEN, INVENTORIES
+from typer.testing import CliRunner
+
+from bitten.cli import app
+
+CASES = sorted(p.name for p in BROKEN.iterdir() if p.is_dir() and not p.name.startswith("_"))
+runner = CliRunner()
+
+
+def compose(case: str, dest: Path) -> Path:
+    """The base inventory with the case's files laid over it."""
+    shutil.copytree(BROKEN / "_base", dest)
+    for src in (BROKEN / case).rglob("*"):
+        if src.is_file() and src.name != "expect.yml":
+            target = dest / src.relative_to(BROKEN / case)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, target)
+    return dest
+
+
+def test_base_is_valid(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(compose("_none", tmp_path / "inv"))])
+    assert result.exit_code == 0, result.output
+    assert "tiny: valid — 6 hosts, 3 compute nodes, 16 GPUs" in result.stdout
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_broken_inventory_fails_with_precise_messages(case: str, tmp_path: Path) -> None:
+    inventory = compose(case, tmp_path / "inv")
+    out = tmp_path / "out"
+    for command in (["validate", str(inventory)], ["render", str(inventory), "--out", str(out)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        for expected in yaml.safe_load((BROKEN / case / "expect.yml").read_text()):
+            parts = [expected["text"]]
+            if "file" in expected:
+                parts.append(f"{inventory}/{expected['file']}:")
+            if "host" in expected:
+                parts.append(f"host {expected['host']}:")
+            if "field" in expected:
+                parts.append(f"field {expected['field']}:")
+            assert any(all(p in line for p in parts) for line in lines), (parts, result.stderr)
+        assert "nothing was written or contacted" in result.stderr
+        assert not out.exists()
+        assert not out.with_name("out.rendering").exists()
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """Problems from different stages (bad value, unknown profile, cooling, ucloud) arrive in one run."""
+    inventory = compose("bad-values", tmp_path / "inv")
+    for case in ("unknown-profile", "undefined-cooling-loop", "ucloud-missing-partition"):
+        for src in (BROKEN / case).rglob("*.yml"):
+            if src.name != "expect.yml" and "site.yml" not in src.name:
+                target = inventory / src.relative_to(BROKEN / case)
+                shutil.copy(src, target)
+    result = runner.invoke(app, ["validate", str(inventory)])
+    assert result.exit_code == 2
+    for text in ("10.0.1.300", "is not a MAC address", "valid integer", "unknown hardware profile 'cpu-v2'",
+                 "cooling loop 'loop-b' is not defined"):
+        assert text in result.stderr
+
+
+def test_missing_inventory_path(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'nope'}: inventory not found" in result.stderr
+
+
+@pytest.mark.parametrize("site", ["bitten", "lab"])
+def test_shipped_inventories_are_valid(site: str) -> None:
+    result = runner.invoke(app, ["validate", str(INVENTORIES / site)])
+    assert result.exit_code == 0, result.stderr
