@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import INVENTORIES, ROOT
 from typer.testing import CliRunner
 
 from bitten.cli import app
 from bitten.render import render_file, render_tree
 from bitten.site import load_site
+from conftest import INVENTORIES, ROOT
 
 runner = CliRunner()
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BROKEN, INVENTORIES
 from typer.testing import CliRunner
 
 from bitten.cli import app
+from conftest import BROKEN, INVENTORIES
 
 CASES = sorted(p.name for p in BROKEN.iterdir() if p.is_dir() and not p.name.startswith("_"))
 runner = CliRunner()
