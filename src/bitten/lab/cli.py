@@ -19,8 +19,13 @@ LabInventory = Annotated[Path, typer.Argument(help="the lab inventory")]
 
 def _lab(inventory: Path) -> Lab:
     from bitten.cli import load_or_exit
+    from bitten.lab.lab import LabError
 
-    return Lab(inventory, load_or_exit([inventory]), console)
+    try:
+        return Lab(inventory, load_or_exit([inventory]), console)
+    except LabError as exc:
+        console.print(f"[red]error[/]: {exc} (fix: give the lab inventory, e.g. inventory/lab)")
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -1,0 +1,84 @@
+"""The lab's pieces: image recipe caching, device mapping, playbook recap parsing, and a down() that removes only
+what the lab labelled."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import INVENTORIES, ROOT
+from typer.testing import CliRunner
+
+from bitten.cli import app
+from bitten.lab import podman as pm
+from bitten.lab.image import Recipe
+from bitten.lab.lab import RECAP, Lab
+from bitten.site import load_site
+
+os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "lab" / "containers.conf"))
+needs_podman = pytest.mark.skipif(shutil.which("podman") is None or not pm.image_exists(Recipe("trixie").stable_ref),
+                                  reason="podman and the base image are installed by make test")
+
+
+def test_recipe_tag_follows_the_recipe() -> None:
+    a, b = Recipe("trixie"), Recipe("trixie", packages=(*Recipe("trixie").packages, "vim"))
+    assert a.ref.startswith("localhost/bitten-base:trixie-") and a.ref != b.ref
+    assert a.ref == Recipe("trixie").ref
+    assert a.stable_ref == "localhost/bitten-base:trixie"
+    assert Recipe("bookworm").ref != a.ref
+
+
+def test_gpu_nodes_get_device_stand_ins() -> None:
+    lab = Lab(INVENTORIES / "lab", load_site(INVENTORIES / "lab"))
+    assert lab._devices("lab-gpu01") == ["--device", "/dev/null:/dev/nvidia0", "--device", "/dev/null:/dev/nvidia1"]
+    assert lab._devices("lab-cpu01") == []
+    assert lab.state == ROOT / ".lab"
+
+
+def test_recap_lines_are_parsed() -> None:
+    line = "lab-ctl                    : ok=19   changed=3    unreachable=0    failed=1    skipped=0"
+    match = RECAP.match(line)
+    assert match and match["host"] == "lab-ctl" and match["changed"] == "3" and match["failed"] == "1"
+
+
+def test_a_non_lab_inventory_is_refused() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["lab", "down", str(INVENTORIES / "bitten")])
+    assert result.exit_code == 2
+    assert "is not a lab inventory: it sets no bitten_lab" in result.output
+
+
+def test_unknown_release_is_refused() -> None:
+    result = CliRunner().invoke(app, ["lab", "image", "--release", "sid"])
+    assert result.exit_code == 2
+    assert "expected one of trixie, bookworm" in result.output
+
+
+@needs_podman
+def test_down_removes_only_what_the_lab_labelled(tmp_path: Path) -> None:
+    """A lab named after this test: its labelled container and network go, an unlabelled container stays."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    inventory = tmp_path / "inventory" / "lab"
+    shutil.copytree(INVENTORIES / "lab", inventory)
+    (inventory / "group_vars/all/site.yml").write_text(
+        (inventory / "group_vars/all/site.yml").read_text().replace("name: lab", f"name: {name}"))
+    lab = Lab(inventory, load_site(inventory))
+    label = f"{pm.LAB_LABEL}={name}"
+    image = Recipe("trixie").stable_ref
+    pm.podman("network", "create", "--label", label, f"{name}-net")
+    pm.podman("run", "-d", "--name", f"{name}-node", "--label", label, "--network", f"{name}-net", image, "sleep", "600")
+    pm.podman("run", "-d", "--name", f"{name}-other", image, "sleep", "600")
+    try:
+        removed = lab.down()
+        assert removed["containers"] == [f"{name}-node"]
+        assert removed["networks"] == [f"{name}-net"]
+        assert pm.inspect_container(f"{name}-node") is None
+        assert pm.inspect_container(f"{name}-other") is not None
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", f"{name}-node", f"{name}-other"], capture_output=True,
+                       check=False)
+        subprocess.run(["podman", "network", "rm", f"{name}-net"], capture_output=True, check=False)
