@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import INVENTORIES, ROOT
 from typer.testing import CliRunner
 
 from bitten.cli import app
@@ -18,6 +17,8 @@ from bitten.lab import podman as pm
 from bitten.lab.image import Recipe
 from bitten.lab.lab import RECAP, Lab
 from bitten.site import load_site
+
+from conftest import INVENTORIES, ROOT
 
 os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "lab" / "containers.conf"))
 needs_podman = pytest.mark.skipif(shutil.which("podman") is None or not pm.image_exists(Recipe("trixie").stable_ref),
@@ -70,7 +71,8 @@ def test_down_removes_only_what_the_lab_labelled(tmp_path: Path) -> None:
     label = f"{pm.LAB_LABEL}={name}"
     image = Recipe("trixie").stable_ref
     pm.podman("network", "create", "--label", label, f"{name}-net")
-    pm.podman("run", "-d", "--name", f"{name}-node", "--label", label, "--network", f"{name}-net", image, "sleep", "600")
+    pm.podman("run", "-d", "--name", f"{name}-node", "--label", label, "--network", f"{name}-net", image,
+              "sleep", "600")
     pm.podman("run", "-d", "--name", f"{name}-other", image, "sleep", "600")
     try:
         removed = lab.down()

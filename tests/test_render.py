@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from bitten.cli import app
 from bitten.render import render_file, render_tree
 from bitten.site import load_site
+
 from conftest import INVENTORIES, ROOT
 
 runner = CliRunner()

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bitten.cli import app
+
 from conftest import BROKEN, INVENTORIES
 
 CASES = sorted(p.name for p in BROKEN.iterdir() if p.is_dir() and not p.name.startswith("_"))
