@@ -46,7 +46,10 @@ def test_render_twice_gives_identical_trees(bitten_tree: Path, tmp_path: Path) -
 
 def test_every_host_gets_the_cluster_files(bitten_tree: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
-    assert sorted(p.name for p in bitten_tree.iterdir()) == sorted(site.nodes)
+    assert sorted(p.name for p in bitten_tree.iterdir() if p.is_dir()) == sorted(site.nodes)
+    manifest = (bitten_tree / "manifest.tsv").read_text().splitlines()
+    assert len(manifest) == 1 + 4 * len(site.nodes)
+    assert any(line.startswith("gpu01\t/etc/slurm/slurm.conf\t0644\troot:root\t") for line in manifest)
     for host in site.nodes:
         for path in ("etc/hosts", "etc/slurm/slurm.conf", "etc/slurm/gres.conf", "etc/slurm/cgroup.conf"):
             assert (bitten_tree / host / path).is_file(), (host, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -11,6 +12,9 @@ from pathlib import Path
 from bitten.files import FILES, FileSpec, spec_for
 from bitten.site.model import Site
 from bitten.templating import render_template
+
+#: written next to the host directories: host, path, mode, owner and digest of every file
+MANIFEST = "manifest.tsv"
 
 
 def context(site: Site, host: str | None) -> dict[str, object]:
@@ -33,7 +37,7 @@ class RenderResult:
 
 
 def render_tree(site: Site, out: Path, progress: Callable[[int], None] | None = None) -> RenderResult:
-    """Write ``out/<host>/<path>`` for every host and file. Secrets appear as placeholders.
+    """Write ``out/<host>/<path>`` for every host and file, and ``out/manifest.tsv``. Secrets appear as placeholders.
 
     Files with the same content on every host are rendered once and hard-linked, so a 10,000-node site
     costs one render per cluster-wide file. ``out`` is replaced as a whole, so no stale file survives.
@@ -44,23 +48,30 @@ def render_tree(site: Site, out: Path, progress: Callable[[int], None] | None = 
     tmp.mkdir(parents=True)
     written = unique = 0
     hosts: set[str] = set()
+    manifest: list[str] = []
     for spec in FILES:
         targets = spec.hosts(site)
         shared: Path | None = None
+        digest = ""
         for host in targets:
             dest = tmp / host / spec.path.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
             if shared is not None:
                 os.link(shared, dest)
             else:
-                dest.write_text(_content(site, spec, host), encoding="utf-8")
+                content = _content(site, spec, host).encode()
+                dest.write_bytes(content)
+                digest = hashlib.sha256(content).hexdigest()
                 unique += 1
                 if not spec.per_host:
                     shared = dest
+            manifest.append(f"{host}\t{spec.path}\t{spec.mode}\t{spec.owner}:{spec.group}\t{digest}\n")
             written += 1
             hosts.add(host)
         if progress:
             progress(len(targets))
+    # what each file's mode and owner will be on the host: reviews see a permission change as a diff too
+    (tmp / MANIFEST).write_text("host\tpath\tmode\towner\tsha256\n" + "".join(sorted(manifest)))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
