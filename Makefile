@@ -41,7 +41,7 @@ render: venv
 	$(BIN)/bitten render inventory/bitten --out out/bitten
 
 lint: venv
-	$(BIN)/ruff check src tests bench plugins stacks
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/ansible-lint --profile production
 
