@@ -81,6 +81,6 @@ def test_down_removes_only_what_the_lab_labelled(tmp_path: Path) -> None:
         assert pm.inspect_container(f"{name}-node") is None
         assert pm.inspect_container(f"{name}-other") is not None
     finally:
-        subprocess.run(["podman", "rm", "-f", "-t", "0", f"{name}-node", f"{name}-other"], capture_output=True,
-                       check=False)
+        subprocess.run(["podman", "rm", "-f", "--ignore", "-t", "0", f"{name}-node", f"{name}-other"],
+                       capture_output=True, check=False)
         subprocess.run(["podman", "network", "rm", f"{name}-net"], capture_output=True, check=False)
