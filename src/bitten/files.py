@@ -35,11 +35,17 @@ def _slurm_hosts(site: Site) -> list[str]:
     return site.slurm_hosts
 
 
+def _dbd_hosts(site: Site) -> list[str]:
+    return site.dbd_hosts
+
+
 FILES: list[FileSpec] = [
     FileSpec("/etc/hosts", "os/hosts.j2", _all_hosts, description="every host of the site, from the inventory"),
     FileSpec("/etc/slurm/slurm.conf", "slurm/slurm.conf.j2", _slurm_hosts, description="Slurm cluster config"),
     FileSpec("/etc/slurm/gres.conf", "slurm/gres.conf.j2", _slurm_hosts, description="GPUs per node"),
     FileSpec("/etc/slurm/cgroup.conf", "slurm/cgroup.conf.j2", _slurm_hosts, description="cgroup limits"),
+    FileSpec("/etc/slurm/slurmdbd.conf", "slurm/slurmdbd.conf.j2", _dbd_hosts, mode="0600", owner="slurm",
+             group="slurm", description="accounting daemon; StoragePass is a secret (placeholder in render)"),
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 
 #: modules whose import appends to bitten.lab.lab.SERVICES / SUMMARIES (one per layer)
-LAYERS: tuple[str, ...] = ()
+LAYERS: tuple[str, ...] = ("bitten.lab.slurm",)
 
 
 def load_layers() -> None:

@@ -71,6 +71,14 @@ def check_slurm_roles(site: m.Site, locator: Locator, declared: Declared) -> Ite
     if not site.dbd_hosts:
         yield Problem(file=source, field=f"group {m.GROUP_DBD}", message="no slurmdbd host: accounting (which "
                       "QoS, limits and UCloud need) goes through slurmdbd", fix=f"put a host in group {m.GROUP_DBD}")
+    elif len(site.dbd_hosts) > 2:
+        yield Problem(file=source, field=f"group {m.GROUP_DBD}",
+                      message=f"{len(site.dbd_hosts)} slurmdbd hosts; slurmdbd runs one primary and one backup",
+                      fix=f"keep one or two hosts in group {m.GROUP_DBD}")
+    elif len(site.dbd_hosts) > 1 and site.slurm.database.host in ("localhost", "127.0.0.1", "::1"):
+        yield Problem(file=source, field="bitten_slurm.database.host",
+                      message="two slurmdbd hosts with a database on localhost would keep two separate accounting "
+                      "databases", fix="point database.host at the shared (replicated) database server")
     if not site.compute_nodes:
         yield Problem(file=source, field=f"group {m.GROUP_COMPUTE}", message="no compute nodes",
                       fix=f"put nodes in {m.GROUP_GPU} or {m.GROUP_CPU} (children of {m.GROUP_COMPUTE})")

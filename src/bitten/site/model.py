@@ -134,6 +134,18 @@ class Node(Strict):
 # --- Slurm ------------------------------------------------------------------------------------------------
 
 
+class SlurmDatabase(Strict):
+    """Where slurmdbd keeps accounting: a MariaDB database (its password comes from vault, never from here)."""
+
+    #: database server; localhost means the MariaDB that the slurm_dbd host runs itself
+    host: str = "localhost"
+    port: int = Field(default=3306, ge=1, le=65535)
+    #: database name (slurmdbd.conf StorageLoc)
+    name: Name = "slurm_acct_db"
+    #: database user (slurmdbd.conf StorageUser)
+    user: Name = "slurm"
+
+
 class SlurmSettings(Strict):
     cluster_name: DnsLabel
     #: process tracking and task plugins; containers (the lab) need linuxproc and none
@@ -148,6 +160,10 @@ class SlurmSettings(Strict):
     max_job_count: int = Field(default=100000, ge=1)
     #: extra slurm.conf lines, key -> value, emitted verbatim at the end
     extra: dict[str, str] = Field(default_factory=dict)
+    #: slurmdbd's database
+    database: SlurmDatabase = Field(default_factory=SlurmDatabase)
+    #: extra slurmdbd.conf lines (e.g. PurgeJobAfter), key -> value, emitted verbatim at the end
+    dbd_extra: dict[str, str] = Field(default_factory=dict)
 
 
 class Partition(Strict):
@@ -362,6 +378,13 @@ class Site(Strict):
             if profile:
                 out.setdefault(profile, []).append(host)
         return dict(sorted(out.items()))
+
+    @cached_property
+    def gpu_types(self) -> list[str]:
+        """GRES types of the GPUs in the compute nodes' profiles (``b200``), sorted, each once."""
+        types = {p.gpu.slurm_type for name in self.compute_by_profile
+                 if (p := self.hardware_profiles.get(name)) is not None and p.gpu is not None}
+        return sorted(types)
 
     def loop_nodes(self, loop: str) -> list[str]:
         return sorted(n.name for n in self.nodes.values() if n.cooling_loop == loop)

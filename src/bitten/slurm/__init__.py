@@ -1,0 +1,1 @@
+"""Slurm: how a config change reaches the running daemons, and accounting (QoS, accounts) through sacctmgr."""
