@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bitten.cli import app
+from bitten.files import FILES
 from bitten.render import render_file, render_tree
 from bitten.site import load_site
 
@@ -48,7 +49,7 @@ def test_every_host_gets_the_cluster_files(bitten_tree: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
     assert sorted(p.name for p in bitten_tree.iterdir() if p.is_dir()) == sorted(site.nodes)
     manifest = (bitten_tree / "manifest.tsv").read_text().splitlines()
-    assert len(manifest) == 1 + 4 * len(site.nodes)
+    assert len(manifest) == 1 + sum(len(spec.hosts(site)) for spec in FILES)
     assert any(line.startswith("gpu01\t/etc/slurm/slurm.conf\t0644\troot:root\t") for line in manifest)
     for host in site.nodes:
         for path in ("etc/hosts", "etc/slurm/slurm.conf", "etc/slurm/gres.conf", "etc/slurm/cgroup.conf"):
@@ -71,9 +72,10 @@ def test_slurm_conf_describes_the_site(bitten_tree: Path) -> None:
     assert 'TRESBillingWeights="GRES/gpu=1.0"' in gpu_part
     assert "Nodes=cpu[01-32]" in cpu_part and "Default=YES" in cpu_part
     for setting in ("AccountingStorageType=accounting_storage/slurmdbd", "PriorityType=priority/multifactor",
-                    "PriorityDecayHalfLife=0", "PriorityUsageResetPeriod=NONE", "AccountingStorageTRES=gres/gpu",
+                    "PriorityDecayHalfLife=0", "PriorityUsageResetPeriod=NONE",
                     "AccountingStorageEnforce=associations,limits,qos,safe", "SlurmctldHost=ctl01"):
         assert setting in lines
+    assert any(line.startswith("AccountingStorageTRES=gres/gpu") for line in lines)
     gres = (bitten_tree / "gpu07/etc/slurm/gres.conf").read_text()
     assert "NodeName=gpu[01-16] Name=gpu Type=b200 File=/dev/nvidia[0-7]" in gres
 
@@ -112,5 +114,5 @@ def test_render_tree_shares_cluster_wide_content(tmp_path: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
     result = render_tree(site, tmp_path / "out")
     assert result.hosts == 51
-    assert result.unique == 4  # one rendering per cluster-wide file
+    assert result.unique == sum(1 if not spec.per_host else len(spec.hosts(site)) for spec in FILES)
     assert (tmp_path / "out/gpu01/etc/hosts").stat().st_nlink == 51
