@@ -11,7 +11,7 @@ import re
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 DnsLabel = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", min_length=1, max_length=63)
@@ -68,6 +68,17 @@ class Boot(Strict):
     target: Literal["Pxe", "Cd", "Hdd", "None"] = "Pxe"
     #: ISO URL inserted as virtual media when target is Cd
     image_url: str | None = None
+
+    @model_validator(mode="after")
+    def _image_with_cd(self) -> Boot:
+        if self.target == "Cd" and not self.image_url:
+            raise ValueError("boot target Cd needs image_url, the ISO the BMC inserts as virtual media")
+        if self.image_url is not None:
+            if self.target != "Cd":
+                raise ValueError(f"image_url is used only with target Cd (target is {self.target})")
+            if not re.match(r"^https?://[^\s/]+/\S*$", self.image_url):
+                raise ValueError(f"image_url {self.image_url!r} is not an http(s) URL")
+        return self
 
 
 class HardwareProfile(Strict):

@@ -1,0 +1,138 @@
+"""Test peers for bitten.redfish: the sushy-tools emulator (TLS, basic auth), the iLO-shaped fake, the DMTF mockup.
+
+Every peer listens on loopback with TLS from a test CA; clients verify against that CA (verification stays on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bitten.pki import CertificateAuthority
+from bitten.redfish.credentials import Credentials
+from bitten.redfish.emulator import EmulatorServer, SystemSpec, write_htpasswd
+from bitten.redfish.faults import FaultInjector
+from bitten.redfish.fleet import Settings
+from bitten.redfish.ilo import IloFake, IloSpec
+from bitten.redfish.mockup import MockupApp
+from bitten.redfish.serving import WsgiServer
+from bitten.redfish.transport import Endpoint, RetryPolicy, Timeouts, Tls
+
+USER = "bitten-test"
+PASSWORD = "emulator-test-password-7d1f"
+CREDS = Credentials(USER, PASSWORD)
+MOCKUPS = Path(__file__).resolve().parents[1] / "fixtures" / "redfish-mockups"
+FAST_RETRY = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
+FAST_TIMEOUTS = Timeouts(connect=2.0, read=2.0, power=5.0, poll=0.05)
+
+
+@dataclass
+class Pki:
+    ca: Path
+    cert: Path
+    key: Path
+
+    @property
+    def tls(self) -> Tls:
+        return Tls(verify=True, ca_file=str(self.ca))
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(tls=self.tls, timeouts=FAST_TIMEOUTS, retry=FAST_RETRY)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    root = tmp_path_factory.mktemp("pki")
+    ca = CertificateAuthority(root).ensure()
+    pair = ca.issue("bmc", ["127.0.0.1", "localhost"])
+    return Pki(ca.cert_path, pair.cert, pair.key)
+
+
+@pytest.fixture(scope="session")
+def htpasswd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("auth") / "htpasswd"
+    write_htpasswd(path, USER, PASSWORD, rounds=4)
+    return path
+
+
+@dataclass
+class Emulator:
+    server: EmulatorServer
+    faults: FaultInjector
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def endpoint(self, name: str) -> Endpoint:
+        return Endpoint(host=name, url=self.url, system_id=name, flavour="generic")
+
+
+@pytest.fixture
+def start_emulator(tmp_path: Path, pki: Pki, htpasswd: Path) -> Iterator[Callable[..., Emulator]]:
+    """Start the sushy-tools emulator (TLS + basic auth, power delay 0 unless asked) with the given systems."""
+    running: list[EmulatorServer] = []
+
+    def start(systems: list[SystemSpec], power_delay: float = 0.0) -> Emulator:
+        holder: dict[str, FaultInjector] = {}
+
+        def wrap(app: Any) -> FaultInjector:
+            holder["faults"] = FaultInjector(app)
+            return holder["faults"]
+
+        server = EmulatorServer(systems, tmp_path / f"state{len(running)}", cert=(pki.cert, pki.key),
+                                auth_file=htpasswd, power_delay=power_delay, wrap=wrap).start()
+        running.append(server)
+        return Emulator(server, holder["faults"])
+
+    yield start
+    for server in running:
+        server.stop()
+
+
+@dataclass
+class Ilo:
+    fake: IloFake
+    faults: FaultInjector
+    server: WsgiServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def endpoint(self, host: str = "gpu01") -> Endpoint:
+        return Endpoint(host=host, url=self.url, system_id="1", flavour="hpe_ilo")
+
+
+@pytest.fixture
+def start_ilo(pki: Pki) -> Iterator[Callable[..., Ilo]]:
+    """Start an iLO-shaped fake (TLS, sessions) for one node."""
+    running: list[WsgiServer] = []
+
+    def start(**spec: Any) -> Ilo:
+        spec.setdefault("username", USER)
+        spec.setdefault("password", PASSWORD)
+        fake = IloFake(IloSpec(**spec))
+        faults = FaultInjector(fake)
+        server = WsgiServer(faults, cert=(pki.cert, pki.key)).start()
+        running.append(server)
+        return Ilo(fake, faults, server)
+
+    yield start
+    for server in running:
+        server.stop()
+
+
+@pytest.fixture
+def mockup(pki: Pki) -> Iterator[WsgiServer]:
+    """DMTF's public-rackmount1 mockup, read-only, over TLS."""
+    root = MOCKUPS / "public-rackmount1"
+    if not root.is_dir():
+        pytest.skip(f"{root} is not available")
+    with WsgiServer(MockupApp(root), cert=(pki.cert, pki.key)) as server:
+        yield server
