@@ -64,8 +64,10 @@ def render(
 
 def _register_subcommands() -> None:
     from bitten.lab.cli import app as lab_app
+    from bitten.redfish.cli import app as hardware_app
 
     app.add_typer(lab_app, name="lab", help="the whole site on this machine: containers and emulators")
+    app.add_typer(hardware_app, name="hardware", help="BMC state through Redfish: plan, apply, inventory")
 
 
 _register_subcommands()

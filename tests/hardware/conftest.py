@@ -136,3 +136,28 @@ def mockup(pki: Pki) -> Iterator[WsgiServer]:
         pytest.skip(f"{root} is not available")
     with WsgiServer(MockupApp(root), cert=(pki.cert, pki.key)) as server:
         yield server
+
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_HOSTS = {"lab-ctl": "02:1a:b0:00:00:10", "lab-dbd": "02:1a:b0:00:00:11", "lab-login": "02:1a:b0:00:00:12",
+             "lab-gpu01": "02:1a:b0:00:00:21", "lab-gpu02": "02:1a:b0:00:00:22", "lab-cpu01": "02:1a:b0:00:00:31"}
+
+
+def lab_systems() -> list[SystemSpec]:
+    """One emulated system per lab node, named like the node, reporting its boot MAC."""
+    return [SystemSpec(host, macs=(mac,)) for host, mac in LAB_HOSTS.items()]
+
+
+def lab_inventory(tmp_path: Path, address: str, flavour: str = "generic") -> Path:
+    """A copy of inventory/lab whose BMCs answer at ``address`` (host_vars override hosts.yml)."""
+    import shutil
+
+    import yaml
+
+    root = tmp_path / "inventory" / "lab"
+    shutil.copytree(REPO / "inventory" / "lab", root)
+    (root / "host_vars").mkdir(exist_ok=True)
+    for host in LAB_HOSTS:
+        (root / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(
+            {"bitten_bmc": {"address": address, "system_id": host, "flavour": flavour}}))
+    return root

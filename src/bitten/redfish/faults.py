@@ -47,6 +47,8 @@ class FaultInjector:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.faults: list[Fault] = []
+        #: every request that reached the injector, faulty or not
+        self.requests = 0
         self._lock = threading.Lock()
 
     def add(self, fault: Fault) -> Fault:
@@ -60,6 +62,7 @@ class FaultInjector:
 
     def _take(self, method: str, path: str) -> Fault | None:
         with self._lock:
+            self.requests += 1
             for fault in self.faults:
                 if fault.matches(method, path):
                     fault.fired += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,7 +208,9 @@ def translated(endpoint: Endpoint, credentials: Credentials | None = None, doing
         attempts = getattr(exc, "bitten_attempts", 1)
         reason = _reason(exc)
         if reason == "TLS verification failed":
-            raise BmcUnreachable(endpoint.where, f"{what}TLS verification failed",
+            detail = re.search(r"certificate verify failed: ([^(]+)", str(exc.__context__))
+            why = f" ({detail.group(1).strip().rstrip('.')})" if detail else ""
+            raise BmcUnreachable(endpoint.where, f"{what}TLS verification failed{why}",
                                  fix="give the CA that signed the BMC's certificate (--ca, hardware_bmc_ca_path "
                                  "or the stack's bmcCaFile)") from None
         raise BmcUnreachable(endpoint.where, f"{what}{reason} after {attempts} attempt(s)") from None

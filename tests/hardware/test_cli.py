@@ -1,0 +1,89 @@
+"""``bitten hardware plan|apply|inventory`` against the emulator, with the lab inventory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from bitten.cli import app
+from bitten.redfish.faults import Fault
+
+from .conftest import LAB_HOSTS, PASSWORD, USER, Emulator, Pki, lab_inventory, lab_systems
+
+ENV = {"BITTEN_BMC_USERNAME": USER, "BITTEN_BMC_PASSWORD": PASSWORD}
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env=env if env is not None else ENV)
+    return result.exit_code, result.output
+
+
+def test_plan_apply_and_a_second_apply(start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
+    emu = start_emulator(lab_systems())
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
+    code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), "--json")
+    assert code == 0, text
+    planned = json.loads(text)
+    assert planned["ok"] and planned["failed"] == []
+    assert {n["host"] for n in planned["nodes"]} == set(LAB_HOSTS)
+    gpu = next(n for n in planned["nodes"] if n["host"] == "lab-gpu01")
+    assert {(c["area"], c["item"]) for c in gpu["plan"]["changes"]} == {
+        ("bios", "ProcSMT"), ("bios", "WorkloadProfile"), ("power", "state"), ("boot", "override")}
+
+    code, text = run("hardware", "apply", str(inv), "--ca", str(pki.ca), "-j", "3")
+    assert code == 0, text
+    assert "6 node(s): 6 changed, 0 unchanged, 0 failed" in text
+
+    code, text = run("hardware", "apply", str(inv), "--ca", str(pki.ca), "--json")
+    assert code == 0, text
+    assert json.loads(text)["changed"] == []
+
+    code, text = run("hardware", "inventory", str(inv), "--ca", str(pki.ca), "--limit", "gpu_nodes", "--json")
+    assert code == 0, text
+    nodes = json.loads(text)["nodes"]
+    assert [n["host"] for n in nodes] == ["lab-gpu01", "lab-gpu02"]
+    assert nodes[0]["inventory"]["macs"] == [LAB_HOSTS["lab-gpu01"]]
+
+
+def test_failures_exit_1_after_every_node(start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
+    emu = start_emulator(lab_systems())
+    emu.faults.add(Fault("status", status=500, path=r"/Systems/lab-dbd$", times=None))
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
+    code, text = run("hardware", "apply", str(inv), "--ca", str(pki.ca), "--retries", "1", "--json")
+    assert code == 1
+    data = json.loads(text[:text.rindex("}") + 1])
+    assert data["failed"] == ["lab-dbd"] and len(data["changed"]) == 5
+
+
+def test_invalid_site_contacts_nothing(start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
+    emu = start_emulator(lab_systems())
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
+    site_file = inv / "group_vars" / "all" / "site.yml"
+    site = yaml.safe_load(site_file.read_text())
+    site["bitten_hardware_profiles"]["lab_cpu"]["boot"] = {"target": "Cd"}
+    site_file.write_text(yaml.safe_dump(site))
+    code, text = run("hardware", "apply", str(inv), "--ca", str(pki.ca))
+    assert code == 2
+    assert "bitten_hardware_profiles.lab_cpu.boot" in text and "needs image_url" in text
+    assert "nothing was written or contacted" in text
+    assert emu.faults.requests == 0
+
+
+def test_missing_credentials_contact_nothing(start_emulator: Callable[..., Emulator], pki: Pki,
+                                             tmp_path: Path) -> None:
+    emu = start_emulator(lab_systems())
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
+    code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), env={"BITTEN_BMC_USERNAME": ""})
+    assert code == 2
+    assert "no BMC credentials for host" in text and "nothing was contacted" in text
+    assert emu.faults.requests == 0
+
+
+def test_unknown_limit(start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
+    inv = lab_inventory(tmp_path, "127.0.0.1:1")
+    code, text = run("hardware", "plan", str(inv), "--limit", "nosuchhost")
+    assert code == 2 and "no host or group named nosuchhost" in text
