@@ -208,8 +208,8 @@ def translated(endpoint: Endpoint, credentials: Credentials | None = None, doing
         attempts = getattr(exc, "bitten_attempts", 1)
         reason = _reason(exc)
         if reason == "TLS verification failed":
-            detail = re.search(r"certificate verify failed: ([^(]+)", str(exc.__context__))
-            why = f" ({detail.group(1).strip().rstrip('.')})" if detail else ""
+            found = re.search(r"certificate verify failed: ([^(]+)", str(exc.__context__))
+            why = f" ({found.group(1).strip().rstrip('.')})" if found else ""
             raise BmcUnreachable(endpoint.where, f"{what}TLS verification failed{why}",
                                  fix="give the CA that signed the BMC's certificate (--ca, hardware_bmc_ca_path "
                                  "or the stack's bmcCaFile)") from None
