@@ -8,7 +8,10 @@ from __future__ import annotations
 import importlib
 
 #: modules whose import appends to bitten.lab.lab.SERVICES / SUMMARIES (one per layer)
-LAYERS: tuple[str, ...] = ("bitten.lab.slurm",)
+LAYERS: tuple[str, ...] = (
+    "bitten.redfish.lab",
+    "bitten.lab.slurm",
+)
 
 
 def load_layers() -> None:

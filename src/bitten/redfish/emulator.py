@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -287,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = json.loads(args.config.read_text())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, _exit_on_term)
     cert = (Path(config["cert"]), Path(config["key"])) if config.get("cert") else None
     server = EmulatorServer(
         [SystemSpec.from_dict(s) for s in config["systems"]], Path(config["state_dir"]), host=config["host"],
@@ -295,6 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     LOG.info("Redfish emulator with %d system(s) on %s", len(server.systems), f"{config['host']}:{config['port']}")
     server.serve_forever()
     return 0
+
+
+def _exit_on_term(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":
