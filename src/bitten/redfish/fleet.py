@@ -60,6 +60,8 @@ class NodeResult:
     power: str | None = None
     #: desired BIOS values that wait for the next reboot after the run
     pending: dict[str, Any] = field(default_factory=dict)
+    #: the desired BIOS attributes as the BMC holds them after the run (the pending value where one waits)
+    bios: dict[str, Any] = field(default_factory=dict)
     inventory: Inventory | None = None
     error: str | None = None
     error_kind: str | None = None
@@ -76,11 +78,13 @@ class NodeResult:
         return self.action == "apply" and self.ok and self.plan is not None and self.plan.changed
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "bmc": self.where, "action": self.action, "ok": self.ok,
-                "changed": self.changed, "plan": self.plan.as_dict() if self.plan else None, "power": self.power,
-                "pending": dict(self.pending), "inventory": self.inventory.as_dict() if self.inventory else None,
-                "error": self.error, "error_kind": self.error_kind, "seconds": round(self.seconds, 3),
-                "requests": self.requests, "retries": self.retries}
+        return {
+            "host": self.host, "bmc": self.where, "action": self.action, "ok": self.ok, "changed": self.changed,
+            "plan": self.plan.as_dict() if self.plan else None, "power": self.power, "pending": dict(self.pending),
+            "bios": dict(self.bios), "inventory": self.inventory.as_dict() if self.inventory else None,
+            "error": self.error, "error_kind": self.error_kind, "seconds": round(self.seconds, 3),
+            "requests": self.requests, "retries": self.retries,
+        }
 
 
 @dataclass
@@ -131,6 +135,8 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
                 result.power = after.power
                 result.pending = {k: v for k, v in target.desired.bios.items()
                                   if k in after.bios_pending and same_value(after.bios_pending[k], v)}
+                if after.bios is not None:
+                    result.bios = {k: after.bios_pending.get(k, after.bios.get(k)) for k in target.desired.bios}
                 if with_inventory:
                     result.inventory = read_inventory(node, gpus=False)
     except (RedfishError, CredentialsError) as exc:

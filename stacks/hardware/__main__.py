@@ -1,0 +1,7 @@
+"""Pulumi program: the BMC state of every node of a bitten site (see README.md)."""
+
+from pathlib import Path
+
+from bitten.redfish.stack import program
+
+program(Path(__file__).resolve().parent)
