@@ -147,3 +147,24 @@ def test_tls_verification_is_on_by_default(start_emulator: Callable[..., Emulato
     assert result.retries == 0, "a certificate problem is not retried"
     with pytest.raises(PlanError):
         raise PlanError("x", "y")
+
+
+def test_one_bmc_per_port(tmp_path: Path, pki: Pki, htpasswd: Path) -> None:
+    """port_per_system: each system behind its own port, its Systems collection listing only itself."""
+    from bitten.redfish.emulator import EmulatorServer
+    from bitten.redfish.fleet import run_fleet
+    from bitten.redfish.transport import Endpoint
+
+    specs = [SystemSpec(f"n{i}") for i in range(3)]
+    with EmulatorServer(specs, tmp_path / "state", cert=(pki.cert, pki.key), auth_file=htpasswd,
+                        port_per_system=True) as server:
+        assert len(set(server.ports.values())) == 3
+        with Connection(Endpoint("n1", server.url_of("n1"), "n1", "generic"), CREDS, pki.tls) as conn:
+            members = conn.get_json("/redfish/v1/Systems")["Members"]
+            assert members == [{"@odata.id": f"/redfish/v1/Systems/{specs[1].uuid}"}]
+        stray = run_node(Target(Endpoint("n0", server.url_of("n1"), "n0", "generic"), DESIRED, CREDS), "plan",
+                         settings=pki.settings)
+        assert stray.error_kind == "BmcNotFound", "another node's system is not on this BMC"
+        result = run_fleet([Target(Endpoint(s.name, server.url_of(s.name), s.name, "generic"),
+                                   Desired(power="On"), CREDS) for s in specs], "apply", settings=pki.settings)
+        assert result.ok and len(result.changed) == 3

@@ -102,6 +102,16 @@ def test_power_transition_timeout(start_emulator: Callable[..., Emulator], pki: 
     assert "On requested, but the system is still Off after 0.5 s" in (result.error or "")
 
 
+def test_ignored_graceful_shutdown_is_forced(start_emulator: Callable[..., Emulator], pki: Pki) -> None:
+    emu = start_emulator([SystemSpec("n1", power_state="On")], graceful_ignored=True)
+    settings = Settings(tls=pki.tls, timeouts=Timeouts(connect=1, read=2, power=0.5, poll=0.1),
+                        retry=pki.settings.retry)
+    result = run_node(Target(emu.endpoint("n1"), Desired(power="Off"), CREDS), "apply", settings=settings)
+    assert result.ok, result.error
+    assert result.power == "Off"
+    assert result.notes == ["GracefulShutdown timed out; the power was forced off"]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,6 +10,9 @@ API; its fake driver keeps systems in a small database. bitten extends that driv
 - the power-transition delay is a setting (0 for fast tests; the stock driver picks 1-11 s at random).
 - a system is reachable by its name as well as its UUID (no 307 redirect per request).
 
+- its state is kept in memory for the life of the process (sushy-tools' sqlite store locks up under tens of
+  concurrent clients).
+
 Known differences from hardware, kept as they are: ``BootSourceOverrideEnabled`` always reads back
 ``Continuous``; there is no SessionService (clients fall back to basic auth); virtual media lives under the
 system; there is no Model or SerialNumber.
@@ -105,6 +108,16 @@ def _driver_class() -> Any:
     class BittenFakeDriver(FakeDriver):  # type: ignore[misc]
         """sushy-tools' fake driver with BIOS (pending until power-on), processors, memory, a set power delay."""
 
+        _systems: Any
+
+        def __init__(self) -> None:
+            super().__init__()
+            # state in memory, for the life of the emulator process: sushy-tools' sqlite store answers
+            # "database is locked" (HTTP 500) under tens of concurrent clients, which would measure the
+            # emulator rather than the client (BITTEN_PERSISTENT_STATE keeps the sqlite store)
+            if not self._config.get("BITTEN_PERSISTENT_STATE"):
+                self._systems = dict(self._systems.items())
+
         def _get(self, identity: str) -> dict[str, Any]:
             uuid = self._by_name.get(identity, identity)
             try:
@@ -130,6 +143,8 @@ def _driver_class() -> Any:
             delay = float(self._config.get("BITTEN_POWER_DELAY", 0.0))
             if state in ("On", "ForceOn"):
                 target = "On"
+            elif state == "GracefulShutdown" and self._config.get("BITTEN_GRACEFUL_IGNORED"):
+                return  # an operating system that ignores the ACPI request (a fault to test against)
             elif state in ("ForceOff", "GracefulShutdown"):
                 target = "Off"
             elif "Restart" in state or state == "PowerCycle":
@@ -177,12 +192,55 @@ def _driver_class() -> Any:
 _RUNNING = threading.Lock()
 
 
+class SingleSystem:
+    """WSGI view of the emulator as one BMC: its Systems collection lists one system, others are not found.
+
+    sushy-tools serves every system from one service root, as a chassis manager would; a fleet of servers has one
+    BMC per node. Serving each system on its own port through this view gives every node its own "BMC", so that
+    clients which scan the Systems collection (community.general's redfish modules GET every member until the Id
+    matches) do the work they would do against a real server's BMC.
+    """
+
+    def __init__(self, app: Any, spec: SystemSpec) -> None:
+        self.app = app
+        self.ids = {spec.uuid, spec.name}
+        self.member = f"/redfish/v1/Systems/{spec.uuid}"
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        if path == "/redfish/v1/Systems" and environ.get("REQUEST_METHOD") == "GET":
+            return _json(start_response, 200, {
+                "@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
+                "Name": "Computer System Collection", "Members@odata.count": 1,
+                "Members": [{"@odata.id": self.member}], "@odata.id": "/redfish/v1/Systems"})
+        parts = path.split("/")
+        if len(parts) > 4 and parts[3] == "Systems" and parts[4] not in self.ids:
+            return _json(start_response, 404, {"error": {"code": "Base.1.0.ResourceMissingAtURI",
+                                                          "message": f"{path} is not on this BMC"}})
+        return self.app(environ, start_response)
+
+
+def _json(start_response: Callable[..., Any], status: int, body: Any) -> list[bytes]:
+    from http import HTTPStatus
+
+    data = json.dumps(body).encode()
+    start_response(f"{status} {HTTPStatus(status).phrase}", [("Content-Type", "application/json"),
+                                                              ("Content-Length", str(len(data)))])
+    return [data]
+
+
 class EmulatorServer:
-    """sushy-tools' emulator with bitten's driver, served by werkzeug in a thread (or in the foreground)."""
+    """sushy-tools' emulator with bitten's driver, served by werkzeug in a thread (or in the foreground).
+
+    ``graceful_ignored`` makes GracefulShutdown a no-op (an OS that ignores the request). With
+    ``port_per_system`` every system gets its own port (and a SingleSystem view): one BMC per node, at
+    ``ports[name]``; otherwise all systems share ``port``, as in the lab.
+    """
 
     def __init__(self, systems: Sequence[SystemSpec], state_dir: Path, host: str = "127.0.0.1", port: int = 0,
                  cert: tuple[Path, Path] | None = None, auth_file: Path | None = None, power_delay: float = 0.0,
-                 wrap: Callable[[Any], Any] | None = None) -> None:
+                 wrap: Callable[[Any], Any] | None = None, port_per_system: bool = False,
+                 graceful_ignored: bool = False) -> None:
         self.systems = list(systems)
         self.state_dir = state_dir
         self.host = host
@@ -191,7 +249,11 @@ class EmulatorServer:
         self.auth_file = auth_file
         self.power_delay = power_delay
         self.wrap = wrap
-        self._server: WsgiServer | None = None
+        self.port_per_system = port_per_system
+        self.graceful_ignored = graceful_ignored
+        #: system name -> port, when each system has its own
+        self.ports: dict[str, int] = {}
+        self._servers: list[WsgiServer] = []
         self._owns_lock = False
 
     @property
@@ -199,7 +261,11 @@ class EmulatorServer:
         scheme = "https" if self.cert else "http"
         return f"{scheme}://{self.host}:{self.port}"
 
-    def _build(self) -> Any:
+    def url_of(self, name: str) -> str:
+        scheme = "https" if self.cert else "http"
+        return f"{scheme}://{self.host}:{self.ports.get(name, self.port)}"
+
+    def _app(self) -> Any:
         from sushy_tools.emulator import main as emulator
 
         app = emulator.app
@@ -210,6 +276,7 @@ class EmulatorServer:
             "SUSHY_EMULATOR_FAKE_SYSTEMS": [s.record() for s in self.systems],
             "SUSHY_EMULATOR_FEATURE_SET": "full",
             "BITTEN_POWER_DELAY": self.power_delay,
+            "BITTEN_GRACEFUL_IGNORED": self.graceful_ignored,
         })
         app.config.pop("SUSHY_EMULATOR_AUTH_FILE", None)
         # a fresh driver for this run: sushy-tools memoizes its drivers on the app object
@@ -219,12 +286,17 @@ class EmulatorServer:
         app._cache[systems_getter] = {(frozenset(), frozenset()): driver}
         if app.systems is not driver:  # pragma: no cover - sushy-tools changed its memoization
             raise RuntimeError("cannot install bitten's fake driver into this sushy-tools version")
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        return app
+
+    def _stack(self, app: Any) -> Any:
+        from sushy_tools.emulator import main as emulator
+
         wsgi: Any = app
         if self.auth_file is not None:
             wsgi = emulator.RedfishAuthMiddleware(wsgi, str(self.auth_file))
         if self.wrap is not None:
             wsgi = self.wrap(wsgi)
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         return wsgi
 
     def start(self) -> EmulatorServer:
@@ -232,26 +304,46 @@ class EmulatorServer:
             raise RuntimeError("a sushy-tools emulator already runs in this process (its app is a singleton)")
         self._owns_lock = True
         try:
-            self._server = WsgiServer(self._build(), self.host, self.port, self.cert).start()
+            app = self._app()
+            if self.port_per_system:
+                for spec in self.systems:
+                    server = WsgiServer(self._stack(SingleSystem(app, spec)), self.host, 0, self.cert,
+                                        poll_interval=0.5).start()
+                    self._servers.append(server)
+                    self.ports[spec.name] = server.port
+                self.port = self._servers[0].port if self._servers else 0
+            else:
+                server = WsgiServer(self._stack(app), self.host, self.port, self.cert).start()
+                self._servers.append(server)
+                self.port = server.port
         except BaseException:
-            self._release()
+            self.stop()
             raise
-        self.port = self._server.port
         return self
+
+    def wait(self) -> None:
+        """Block until interrupted (foreground services)."""
+        if self._servers:
+            self._servers[0].wait()
 
     def serve_forever(self) -> None:
         """Serve in the foreground (the lab service)."""
         self.start()
-        assert self._server is not None
         try:
-            self._server.wait()
+            self.wait()
         finally:
             self.stop()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        if len(self._servers) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # each server's loop notices the shutdown within its poll interval: stop them all at once
+            with ThreadPoolExecutor(max_workers=min(64, len(self._servers))) as pool:
+                list(pool.map(WsgiServer.stop, self._servers))
+        for server in self._servers:
+            server.stop()
+        self._servers = []
         self._release()
 
     def _release(self) -> None:
@@ -280,8 +372,9 @@ def write_htpasswd(path: Path, username: str, password: str, rounds: int = 10) -
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bitten.redfish.emulator --config FILE``: serve the emulator described by a JSON file.
 
-    The file holds ``host``, ``port``, ``state_dir``, ``cert``, ``key``, ``auth_file``, ``power_delay`` and
-    ``systems`` (a list of SystemSpec fields). The lab writes it under .lab/bmc/.
+    The file holds ``host``, ``port``, ``state_dir``, ``cert``, ``key``, ``auth_file``, ``power_delay``,
+    ``systems`` (a list of SystemSpec fields), and optionally ``port_per_system`` with ``ports_file`` (where the
+    system -> port map is written once all listen). The lab writes it under .lab/bmc/.
     """
     parser = argparse.ArgumentParser(prog="python -m bitten.redfish.emulator")
     parser.add_argument("--config", required=True, type=Path)
@@ -293,9 +386,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = EmulatorServer(
         [SystemSpec.from_dict(s) for s in config["systems"]], Path(config["state_dir"]), host=config["host"],
         port=int(config["port"]), cert=cert, auth_file=Path(config["auth_file"]) if config.get("auth_file") else None,
-        power_delay=float(config.get("power_delay", 0.0)))
-    LOG.info("Redfish emulator with %d system(s) on %s", len(server.systems), f"{config['host']}:{config['port']}")
-    server.serve_forever()
+        power_delay=float(config.get("power_delay", 0.0)), port_per_system=bool(config.get("port_per_system")))
+    server.start()
+    if config.get("ports_file"):
+        # written once every port listens: a waiting client may start when the file appears
+        tmp = Path(str(config["ports_file"]) + ".tmp")
+        tmp.write_text(json.dumps(server.ports or {s.name: server.port for s in server.systems}))
+        tmp.replace(config["ports_file"])
+    LOG.info("Redfish emulator with %d system(s) on %s", len(server.systems), config["host"])
+    try:
+        server.wait()
+    finally:
+        server.stop()
     return 0
 
 

@@ -63,6 +63,8 @@ class NodeResult:
     #: the desired BIOS attributes as the BMC holds them after the run (the pending value where one waits)
     bios: dict[str, Any] = field(default_factory=dict)
     inventory: Inventory | None = None
+    #: what happened besides the plan (e.g. a graceful shutdown that had to be forced)
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
     error_kind: str | None = None
     seconds: float = 0.0
@@ -82,6 +84,7 @@ class NodeResult:
             "host": self.host, "bmc": self.where, "action": self.action, "ok": self.ok, "changed": self.changed,
             "plan": self.plan.as_dict() if self.plan else None, "power": self.power, "pending": dict(self.pending),
             "bios": dict(self.bios), "inventory": self.inventory.as_dict() if self.inventory else None,
+            "notes": list(self.notes),
             "error": self.error, "error_kind": self.error_kind, "seconds": round(self.seconds, 3),
             "requests": self.requests, "retries": self.retries,
         }
@@ -120,6 +123,7 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
     result = NodeResult(host=endpoint.host, where=endpoint.where, action=action)
     start = time.monotonic()
     conn = Connection(endpoint, target.credentials, settings.tls, settings.timeouts, settings.retry, sleep)
+    node: Node | None = None
     try:
         with conn:
             node = Node(conn, sleep=sleep)
@@ -146,6 +150,8 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
         result.error = f"{endpoint.where}: unexpected {exc.__class__.__name__}: {exc}"
         result.error_kind = "InternalError"
     finally:
+        if node is not None:
+            result.notes = list(node.notes)
         result.seconds = time.monotonic() - start
         result.requests = conn.connector.counters.requests
         result.retries = conn.connector.counters.retries

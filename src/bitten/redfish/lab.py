@@ -7,8 +7,11 @@ the service prepares, under .lab/ (never committed):
 - ``bmc/username``, ``bmc/password`` (0600, generated once) and ``bmc/credentials.yml`` (for
   BITTEN_BMC_CREDENTIALS), ``bmc/htpasswd`` (bcrypt) for the emulator;
 - ``bmc/emulator.json``: one system per node whose ``bitten_bmc`` points at the gateway, named like the node, with
-  its boot MAC, its profile's CPUs and memory, powered off, and ``bmc/state/`` for the emulator's database (so a
-  second ``make lab`` finds the systems as the first left them).
+  its boot MAC, its profile's CPUs and memory, powered off, and ``bmc/state/`` for the emulator's database.
+
+The state lives as long as the emulator process: a ``make lab`` on a running lab finds the BMCs as the previous
+run left them (the hardware stage changes nothing), while a lab brought up again after ``make lab-down`` gets
+factory-fresh BMCs, all off.
 
 The lab inventory reads the credentials and the CA from there (inventory/lab/group_vars/all/hardware.yml), and
 playbooks/hardware.yml converges the BMCs first. After the playbooks, the summary shows each BMC's state.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,6 +97,8 @@ def prepare(lab: Lab) -> Path:
     """CA, certificate, account, htpasswd and emulator config; returns the config's path."""
     directory = bmc_dir(lab)
     creds = credentials(lab)
+    # the service starts only when its emulator is not running: fresh BMCs (see the module docstring)
+    shutil.rmtree(directory / "state", ignore_errors=True)
     ca = lab_ca(lab.state)
     pair = ca.issue("tls", [lab.gateway], directory)
     htpasswd = directory / "htpasswd"

@@ -54,6 +54,8 @@ class Node:
         self._clock = clock
         self._system: Any = None
         self._bios_settings: tuple[str, str | None] | None = None
+        #: what happened besides the plan (a graceful shutdown that had to be forced, ...)
+        self.notes: list[str] = []
 
     # --- reading ---------------------------------------------------------------------------------------
     def system(self, refresh: bool = False) -> Any:
@@ -169,7 +171,16 @@ class Node:
             target = str(plan.of("power")[0].desired)
             self._reset(plan.reset_type)
             if options.wait:
-                self.wait_power(target, plan.reset_type)
+                try:
+                    self.wait_power(target, plan.reset_type)
+                except PowerTimeout:
+                    if plan.reset_type != "GracefulShutdown" or "ForceOff" not in observed.reset_types:
+                        raise
+                    # the operating system ignored the request (or has none yet): hold the button, as Ironic does
+                    LOG.warning("%s: GracefulShutdown timed out; forcing the power off", self.endpoint.where)
+                    self.notes.append("GracefulShutdown timed out; the power was forced off")
+                    self._reset("ForceOff")
+                    self.wait_power(target, "ForceOff")
         after = self.observe(desired, Options(reboot=options.reboot, check_boot_mac=False, wait=options.wait))
         self._verify(desired, plan, after)
         return plan, after

@@ -165,7 +165,8 @@ def _pick(allowed: tuple[str, ...], *preferred: str) -> str:
 
 RESET_ON = ("On", "ForceOn", "PushPowerButton")
 RESET_RESTART = ("ForceRestart", "GracefulRestart", "PowerCycle")
-RESET_OFF = ("GracefulShutdown", "ForceOff", "PushPowerButton")
+#: PushPowerButton is left out: it toggles, and a node that turned off meanwhile would turn back on
+RESET_OFF = ("GracefulShutdown", "ForceOff")
 
 
 def make_plan(host: str, desired: Desired, observed: Observed, options: Options | None = None) -> Plan:

@@ -30,8 +30,9 @@ class WsgiServer:
     """werkzeug's threaded server around ``app``; ``port=0`` picks a free port (see ``url``)."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
-                 cert: tuple[Path, Path] | None = None) -> None:
+                 cert: tuple[Path, Path] | None = None, poll_interval: float = 0.05) -> None:
         self.app = app
+        self.poll_interval = poll_interval
         self.host = host
         self.port = port
         self.cert = cert
@@ -53,8 +54,8 @@ class WsgiServer:
                                    request_handler=_quiet_handler())
         self._server.daemon_threads = True
         self.port = self._server.server_port
-        server = self._server
-        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
+        server, interval = self._server, self.poll_interval
+        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=interval),
                                         name=f"wsgi-{self.port}", daemon=True)
         self._thread.start()
         return self
