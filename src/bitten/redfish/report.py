@@ -17,18 +17,25 @@ def _plan_text(result: NodeResult) -> Text:
     if plan is None:
         return text
     lines = plan.lines()
-    if not lines:
-        text.append("in the desired state", style="green")
+    if not plan.changed and not plan.problems:
+        lines.insert(0, "in the desired state")
     for i, line in enumerate(lines):
         if i:
             text.append("\n")
-        style = "yellow" if not line.startswith(("note:", "bios ")) or "->" in line else "dim"
-        if line.startswith("note:"):
-            style = "dim"
-        elif "pending until" in line:
-            style = "cyan"
-        text.append(line, style=style)
+        text.append(line, style=_style(line))
     return text
+
+
+def _style(line: str) -> str:
+    if line == "in the desired state":
+        return "green"
+    if line.startswith("problem:"):
+        return "red"
+    if line.startswith("note:"):
+        return "dim"
+    if "pending until" in line:
+        return "cyan"
+    return "yellow"
 
 
 def fleet_table(result: FleetResult, title: str | None = None) -> Table:

@@ -43,6 +43,20 @@ def check_unique(site: m.Site, locator: Locator, declared: Declared) -> Iterator
     yield from _duplicates(site, locator, "BMC", "bitten_bmc", lambda n: n.bmc.key if n.bmc else None)
 
 
+def check_bmcs(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    """BMC credentials never cross the network in clear text (plain http only to an emulator on loopback)."""
+    for node in site.nodes.values():
+        bmc = node.bmc
+        if bmc is None or bmc.scheme != "http":
+            continue
+        host = bmc.address.rsplit(":", 1)[0].strip("[]") if bmc.address.count(":") <= 1 else bmc.address
+        if host in ("localhost", "127.0.0.1", "::1"):
+            continue
+        yield Problem(file=locator.find(node.name, "bitten_bmc", ["scheme"]), host=node.name,
+                      field="bitten_bmc.scheme", message="http would send the BMC credentials in clear text",
+                      fix="use scheme: https (iLO serves Redfish over https) and give the BMC CA to bitten")
+
+
 def check_profiles(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
     known = ", ".join(sorted(declared["profiles"])) or "none defined"
     compute = set(site.compute_nodes)
@@ -232,6 +246,6 @@ def _fits(site: m.Site, part: m.Partition, machine: m.MachineType, where: str, f
 
 
 CHECKS: tuple[Callable[[m.Site, Locator, Declared], Iterable[Problem]], ...] = (
-    check_unique, check_profiles, check_slurm_roles, check_partitions, check_accounts, check_cooling,
+    check_unique, check_bmcs, check_profiles, check_slurm_roles, check_partitions, check_accounts, check_cooling,
     check_ucloud,
 )
