@@ -24,7 +24,7 @@ def _lab(inventory: Path) -> Lab:
     try:
         return Lab(inventory, load_or_exit([inventory]), console)
     except LabError as exc:
-        console.print(f"[red]error[/]: {exc} (fix: give the lab inventory, e.g. inventory/lab)")
+        console.print(f"[red]error[/]: {exc} (fix: give the lab inventory, e.g. inventory/lab)", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
