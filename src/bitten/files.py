@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bitten.site.model import Site
+from bitten.site.model import GROUP_UCLOUD, Site
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,10 @@ def _dbd_hosts(site: Site) -> list[str]:
     return site.dbd_hosts
 
 
+def _ucloud_frontends(site: Site) -> list[str]:
+    return site.hosts_in(GROUP_UCLOUD) if site.ucloud is not None else []
+
+
 FILES: list[FileSpec] = [
     FileSpec("/etc/hosts", "os/hosts.j2", _all_hosts, description="every host of the site, from the inventory"),
     FileSpec("/etc/slurm/slurm.conf", "slurm/slurm.conf.j2", _slurm_hosts, description="Slurm cluster config"),
@@ -46,6 +50,13 @@ FILES: list[FileSpec] = [
     FileSpec("/etc/slurm/cgroup.conf", "slurm/cgroup.conf.j2", _slurm_hosts, description="cgroup limits"),
     FileSpec("/etc/slurm/slurmdbd.conf", "slurm/slurmdbd.conf.j2", _dbd_hosts, mode="0600", owner="slurm",
              group="slurm", description="accounting daemon; StoragePass is a secret (placeholder in render)"),
+    # UCloud Integration Module: config.yml is read by every user's IM instance, so it is world-readable
+    FileSpec("/etc/ucloud/config.yml", "ucloud/config.yml.j2", _ucloud_frontends, mode="0644", owner="ucloud",
+             group="ucloud", description="UCloud IM: provider, Slurm machine types, file systems"),
+    FileSpec("/etc/ucloud/server.yml", "ucloud/server.yml.j2", _ucloud_frontends, mode="0600", owner="ucloud",
+             group="ucloud", description="UCloud IM: refresh token and database (secrets)"),
+    FileSpec("/etc/ucloud/secrets.yml", "ucloud/secrets.yml.j2", _ucloud_frontends, mode="0600", owner="ucloud",
+             group="ucloud", description="UCloud IM: identity-management secrets"),
 ]
 
 

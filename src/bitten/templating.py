@@ -42,10 +42,18 @@ def yes_no(value: Any) -> str:
     return "yes" if value else "no"
 
 
+def ucloud_im_file(site: Any, which: str, secret: Callable[[str], str]) -> str:
+    """/etc/ucloud/<which>.yml of the UCloud Integration Module, checked by the IM's rules (bitten.ucloud)."""
+    from bitten.ucloud.imconfig import render
+
+    return render(site, which, secret).rstrip("\n")
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "hostlist": compress_hosts,
     "tres_weights": tres_weights,
     "yes_no": yes_no,
+    "ucloud_im_file": ucloud_im_file,
 }
 
 

@@ -210,19 +210,49 @@ def check_ucloud(site: m.Site, locator: Locator, declared: Declared) -> Iterator
             yield Problem(file=locator.find(None, var, ["machine_types", name, "qos"]), field=f"{field}.qos",
                           message=f"QoS {machine.qos!r} is not allowed in partition {part.name}",
                           fix=f"add it to the partition's qos list ({', '.join(part.qos)})")
-        lengths = {"cpu": len(machine.cpu), "memory": len(machine.memory)}
-        if machine.gpu is not None:
-            lengths["gpu"] = len(machine.gpu)
-        if machine.price is not None:
-            lengths["price"] = len(machine.price)
-        if len(set(lengths.values())) > 1:
-            yield Problem(file=where, field=field, message="list lengths differ: "
-                          + ", ".join(f"{k}={v}" for k, v in lengths.items()),
-                          fix="give cpu, memory, gpu and price one entry per product size")
+        weights = {k.lower() for k in part.billing_weights}
+        needed = _BILLED_TRES[machine.payment.unit]
+        if machine.payment.type == "Resource" and needed.lower() not in weights:
+            yield Problem(file=locator.find(None, "bitten_partitions", [site.partitions.index(part)]),
+                          field=f"bitten_partitions ({part.name}).billing_weights",
+                          message=f"UCloud machine type {name} bills by {machine.payment.unit} but the partition's "
+                          f"TRESBillingWeights has no {needed}", fix=f"add {needed}: 1.0 to its billing_weights")
         if machine.gpu is not None and not part.gpu:
             yield Problem(file=where, field=f"{field}.gpu", message=f"GPU machine type on partition {part.name}, "
                           "which is not a GPU partition", fix="point it at a partition with gpu: true")
-        yield from _fits(site, part, machine, where, field)
+        if machine.cpu is not None:
+            yield from _fits(site, part, machine, where, field)
+    yield from _im_rules(site, locator)
+
+
+#: the TRES a partition must weigh for the IM's billing of each payment unit (UCloud IM docs, slurm.md)
+_BILLED_TRES = {"Gpu": "GRES/gpu", "Cpu": "CPU", "Memory": "Mem"}
+
+
+def _im_rules(site: m.Site, locator: Locator) -> Iterator[Problem]:
+    """The IM's own rules, applied to the config.yml bitten builds (one implementation: bitten.ucloud.im)."""
+    from bitten.ucloud import imconfig
+
+    var = "bitten_ucloud"
+    sizes, issues = imconfig.check(site)
+    machines = site.ucloud.machine_types if site.ucloud else {}
+    for size in sizes:
+        if site.partition(machines[size.machine].partition) is None:
+            continue  # reported as an unknown partition
+        yield Problem(file=locator.find(None, var, ["machine_types", size.machine]),
+                      field=f"{var}.machine_types.{size.machine}.{size.key}", message=size.message, fix=size.fix)
+    for issue in issues:
+        path = list(issue.path)
+        if path[:3] == ["services", "slurm", "machines"] and len(path) > 3:
+            keys = ["machine_types", path[3], *(imconfig.INVENTORY_KEYS.get(k, k) for k in path[4:])]
+        elif path[:2] == ["services", "fileSystems"] and len(path) > 2:
+            keys = ["file_systems", *path[2:]]
+        else:
+            keys = []
+        yield Problem(file=locator.find(None, var, keys), field=".".join([var, *keys]),
+                      message=f"the UCloud IM would refuse its config: {issue.message}" if issue.im_rule
+                      else issue.message,
+                      fix="correct the value in bitten_ucloud (see roles/ucloud_im/README.md)")
 
 
 def _fits(site: m.Site, part: m.Partition, machine: m.MachineType, where: str, field: str) -> Iterable[Problem]:
@@ -234,10 +264,11 @@ def _fits(site: m.Site, part: m.Partition, machine: m.MachineType, where: str, f
     max_cpu = max(p.cpu.threads for p in known)
     max_mem_gb = max(p.memory_mb for p in known) // 1024
     max_gpu = max((p.gpu.count if p.gpu else 0) for p in known)
+    assert machine.cpu is not None
     if max(machine.cpu) > max_cpu:
         yield Problem(file=where, field=f"{field}.cpu", message=f"{max(machine.cpu)} CPUs exceeds the largest "
                       f"node in partition {part.name} ({max_cpu})", fix="shrink the largest product")
-    if max(machine.memory) > max_mem_gb:
+    if machine.memory and max(machine.memory) > max_mem_gb:
         yield Problem(file=where, field=f"{field}.memory", message=f"{max(machine.memory)} GB exceeds the "
                       f"largest node in partition {part.name} ({max_mem_gb} GB)", fix="shrink the largest product")
     if machine.gpu and max(machine.gpu) > max_gpu:
