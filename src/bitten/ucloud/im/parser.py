@@ -130,6 +130,8 @@ class ParsedIM:
     provider_id: str = ""
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     envoy: dict[str, Any] = field(default_factory=dict)
+    ipc_directory: str = ""
+    log_directory: str = ""
     machines: list[MachineCategory] = field(default_factory=list)
     storage: list[StorageCategory] = field(default_factory=list)
     server: ServerConfig | None = None
@@ -399,10 +401,10 @@ def _parse_provider(ctx: _Ctx, node: N, result: ParsedIM) -> None:
                 result.hosts[key] = result.hosts[fallback]
     ipc = node.require("ipc")
     if ipc is not None:
-        ipc.folder("directory", writable=True)
+        result.ipc_directory = ipc.folder("directory", writable=True) or ""
     logs = node.require("logs")
     if logs is not None:
-        logs.folder("directory", writable=True)
+        result.log_directory = logs.folder("directory", writable=True) or ""
         rotation = logs.child("rotation")
         if rotation is not None and rotation.boolean("enabled", required=False):
             days = rotation.integer("retentionPeriodInDays", required=False)
