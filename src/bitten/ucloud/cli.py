@@ -18,7 +18,7 @@ from bitten.site import EXIT_INVALID
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_NOT_REGISTERED = 1
 EXIT_AUTH = 3
@@ -56,6 +56,7 @@ def check(
                                                 envvar=ENV_CA_FILE)] = None,
     core_url: Annotated[str | None, typer.Option(help="override bitten_ucloud.core_url")] = None,
     timeout: Annotated[float, typer.Option(help="seconds per request")] = 10.0,
+    retries: Annotated[int, typer.Option(help="retries (with backoff) of failed connections and 5xx answers")] = 4,
     vault_password_file: Annotated[str | None, typer.Option(envvar="ANSIBLE_VAULT_PASSWORD_FILE")] = None,
 ) -> None:
     """Confirm on UCloud/Core that every product the site defines is registered (with the provider's token)."""
@@ -70,7 +71,7 @@ def check(
     token = _token(refresh_token_file)
     url = core_url or site.ucloud.core_url
     try:
-        with CoreClient(url, ca_file=ca_file, timeout=timeout) as client:
+        with CoreClient(url, ca_file=ca_file, timeout=timeout, retries=retries) as client:
             result = check_site(site, client, token)
     except CoreAuthError as exc:
         err.print(f"[red]error[/]: {exc}")

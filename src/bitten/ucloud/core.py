@@ -80,8 +80,9 @@ class CoreClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
-        # an explicit CA file is used as given; otherwise the system store (REQUESTS_CA_BUNDLE when set)
-        self.session.verify = ca_file if ca_file else True
+        # an explicit CA file is used as given (passed per request: requests lets REQUESTS_CA_BUNDLE override a
+        # session-level setting); otherwise the system store, or REQUESTS_CA_BUNDLE when set
+        self.verify: str | bool = ca_file if ca_file else True
         retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
                       status_forcelist=(500, 502, 503, 504), allowed_methods=None, raise_on_status=False,
                       respect_retry_after_header=True)
@@ -107,7 +108,7 @@ class CoreClient:
         url = f"{self.url}{path}"
         try:
             response = self.session.request(method, url, json=body, params=params, headers=all_headers,
-                                            timeout=self.timeout)
+                                            timeout=self.timeout, verify=self.verify)
         except requests.exceptions.SSLError as exc:
             raise CoreUnreachable(f"TLS to UCloud/Core at {self.url} failed ({_reason(exc)}); is the CA right? "
                                   "(--ca-file / BITTEN_UCLOUD_CA_FILE)") from None

@@ -13,6 +13,9 @@ follows the protocol as UCloud's core2 and provider-integration code implement i
   ``POST /api/products/v2`` (provider token only; a provider registers its own products; a category's accounting
   unit, frequency and freeToUse cannot change).
 
+``POST /testdouble/service-token`` (admin) is the double's own: it mints the JWT Core sends to a provider's IM
+(``sub _UCloud``, role SERVICE, signed with the provider's key) so that tests can call the IM as Core would.
+
 Errors are Core's shape: ``{"why": "...", "statusCode": N}``. Admin tokens are opaque strings given at start-up
 (real Core uses JWTs for users too). State is in memory, optionally saved to a JSON file (0600; it holds private
 keys, as Core's database does).
@@ -389,6 +392,19 @@ def _renew_token(req: _Request) -> Any:
     return {}
 
 
+def _service_token(req: _Request) -> Any:
+    """TEST-DOUBLE ONLY (not a Core API): the JWT Core would send to a provider's IM, for end-to-end checks."""
+    req.admin()
+    name = str((req.body or {}).get("provider", "")) if isinstance(req.body, dict) else ""
+    record = req.core.provider_by_name(name)
+    if record is None:
+        raise HttpError(404, "Not found")
+    now = int(time.time())
+    claims = {"sub": "_UCloud", "role": "SERVICE", "principalType": "service", "iss": ISSUER, "aud": [AUDIENCE],
+              "iat": now, "exp": now + ACCESS_TOKEN_SECONDS}
+    return {"token": jwt.encode(claims, record.private_key_pem, algorithm="RS256")}
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/auth/providers/refresh"): _refresh,
     ("GET", "/api/products/v2/browse"): _browse_products,
@@ -398,6 +414,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/providers/browse"): _browse_providers,
     ("POST", "/api/providers/update"): _update_provider,
     ("POST", "/api/providers/renewToken"): _renew_token,
+    ("POST", "/testdouble/service-token"): _service_token,
 }
 
 
