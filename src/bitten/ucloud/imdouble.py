@@ -390,5 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     return run_server(Path(args.config_dir))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Entry point of the packaged zipapp (its generated __main__ ignores return values)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

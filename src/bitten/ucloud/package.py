@@ -74,10 +74,10 @@ def _fix_times(root: Path) -> None:
 def payload(root: Path) -> None:
     """Write the /opt/ucloud tree into ``root``."""
     root.mkdir(parents=True, exist_ok=True)
-    _zipapp(root / "ucloud", "bitten.ucloud.imdouble:main",
+    _zipapp(root / "ucloud", "bitten.ucloud.imdouble:run",
             ["ucloud/im/__init__.py", "ucloud/im/parser.py", "ucloud/im/products.py", "ucloud/imdouble.py"])
     (root / "envoy").mkdir(exist_ok=True)
-    _zipapp(root / "envoy" / "envoy", "bitten.ucloud.envoydouble:main", ["ucloud/envoydouble.py"])
+    _zipapp(root / "envoy" / "envoy", "bitten.ucloud.envoydouble:run", ["ucloud/envoydouble.py"])
     (root / "TEST-DOUBLE.txt").write_text(README)
 
 
