@@ -76,7 +76,7 @@ def test_double_refuses_a_key_that_does_not_match(
         core: CoreDouble, lab_site: Site, tmp_path: Path, registered: tuple[CoreClient, str, str]) -> None:
     _, token, _ = registered
     etc, _ = frontend(tmp_path, lab_site, token, generate_keys()[0])
-    with pytest.raises(imdouble.Fatal, match="ucloud_key.pub does not match"):
+    with pytest.raises(imdouble.Fatal, match=r"ucloud_key\.pub does not match"):
         imdouble.access_token(imdouble.Core(core.url), imdouble.check_config(etc))
 
 
@@ -84,7 +84,7 @@ def test_double_refuses_a_wrong_refresh_token(
         core: CoreDouble, lab_site: Site, tmp_path: Path, registered: tuple[CoreClient, str, str]) -> None:
     _, _, key = registered
     etc, _ = frontend(tmp_path, lab_site, "wrong-token", key)
-    with pytest.raises(imdouble.Fatal, match="rejected the refresh token in server.yml"):
+    with pytest.raises(imdouble.Fatal, match=r"rejected the refresh token in server\.yml"):
         imdouble.access_token(imdouble.Core(core.url), imdouble.check_config(etc))
 
 
