@@ -39,6 +39,12 @@ def test_render_shows_named_placeholders_and_roles_get_values(lab_site: Site) ->
                            {"ucloud_refresh_token": "tok: with # specials", "ucloud_db_password": "pw"})
     server = parse_server(deployed)
     assert server.refresh_token == "tok: with # specials" and server.db_password == "pw"
+    class Tagged(str):  # Ansible hands values over as str subclasses
+        pass
+
+    tagged = render_file(lab_site, "/etc/ucloud/server.yml", "lab-login",
+                         {"ucloud_refresh_token": Tagged("t"), "ucloud_db_password": Tagged("p")})
+    assert parse_server(tagged).refresh_token == "t"
     with pytest.raises(KeyError, match="ucloud_db_password"):
         render_file(lab_site, "/etc/ucloud/server.yml", "lab-login", {"ucloud_refresh_token": "x"})
 

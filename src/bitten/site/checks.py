@@ -257,7 +257,7 @@ def _im_rules(site: m.Site, locator: Locator) -> Iterator[Problem]:
 
 def _fits(site: m.Site, part: m.Partition, machine: m.MachineType, where: str, field: str) -> Iterable[Problem]:
     """Every product size must fit on a node of the partition."""
-    profiles = {site.nodes[h].hardware_profile for h in site.partition_nodes(part)}
+    profiles = {site.nodes[h].hardware_profile for h in site.partition_nodes(part) if h in site.nodes}
     known = [site.hardware_profiles[p] for p in profiles if p in site.hardware_profiles]
     if not known:
         return

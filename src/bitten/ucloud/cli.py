@@ -140,3 +140,13 @@ def im_double_package(
         raise typer.Exit(EXIT_INVALID)
     path = build(fmt, out_dir)
     out.print(str(path))
+
+
+@app.command("core-double-package")
+def core_double_package(
+    out_dir: Annotated[Path, typer.Option("--out", help="directory to write the zipapp into")],
+) -> None:
+    """Build the UCloud/Core TEST DOUBLE as a zipapp (for a container; needs python3-jwt, python3-cryptography)."""
+    from bitten.ucloud.package import build_core_double
+
+    out.print(str(build_core_double(out_dir)))

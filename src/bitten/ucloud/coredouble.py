@@ -483,5 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Entry point of the packaged zipapp (its generated __main__ ignores return values)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

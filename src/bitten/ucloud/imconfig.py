@@ -69,7 +69,7 @@ def _profiles(site: m.Site, machine: m.MachineType) -> list[m.HardwareProfile]:
     part = site.partition(machine.partition)
     if part is None:
         return []
-    names = sorted({n for h in site.partition_nodes(part) if (n := site.nodes[h].hardware_profile)})
+    names = sorted({n for h in site.partition_nodes(part) if h in site.nodes and (n := site.nodes[h].hardware_profile)})
     return [site.hardware_profiles[n] for n in names if n in site.hardware_profiles]
 
 
@@ -297,9 +297,13 @@ def render(site: m.Site, which: str, secret: Secret = _placeholder) -> str:
         raise ConfigInvalid([*issues, *(ConfigIssue("config.yml", None, ("services", "slurm", "machines",
                                                                          p.machine, p.key), p.message)
                                         for p in sizes)])
+    def plain(name: str) -> str:
+        # values from Ansible are str subclasses (tagged with their origin) that YAML cannot represent
+        return str.__str__(secret(name))
+
     documents: dict[str, Callable[[], Mapping[str, Any]]] = {
         "config": lambda: config_document(site),
-        "server": lambda: server_document(site, secret),
-        "secrets": lambda: secrets_document(site, secret),
+        "server": lambda: server_document(site, plain),
+        "secrets": lambda: secrets_document(site, plain),
     }
     return to_yaml(documents[which]())

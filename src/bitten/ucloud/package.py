@@ -121,3 +121,11 @@ def build(fmt: str, out_dir: Path) -> Path:
                        check=True, stdout=subprocess.DEVNULL, env={"SOURCE_DATE_EPOCH": str(_FIXED_TIME),
                                                                   "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
         return target
+
+
+def build_core_double(out_dir: Path) -> Path:
+    """The UCloud/Core TEST DOUBLE as one zipapp (needs python3-jwt and python3-cryptography where it runs)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "ucloud-core-double"
+    _zipapp(target, "bitten.ucloud.coredouble:run", ["ucloud/coredouble.py"])
+    return target
