@@ -45,7 +45,7 @@ def loopback_lab(tmp_path: Path) -> Lab:
     ucloud_vars = inventory / "group_vars" / "all" / "ucloud.yml"
     port = free_port()
     ucloud_vars.write_text(ucloud_vars.read_text().replace("https://10.77.0.1:8445", f"https://127.0.0.1:{port}"))
-    return Lab(inventory, load_site(inventory), Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    return Lab(inventory, load_site(inventory), Console(quiet=True))
 
 
 @pytest.fixture
@@ -89,13 +89,15 @@ def test_core_double_service_module_and_summary(loopback_lab: Lab, core_process:
     args = {"core_url": uc.core_url, "ca_file": str(directory / "ca.pem"),
             "admin_token": (directory / "admin-token").read_text().strip(), "project": "lab", "name": uc.provider_id,
             "domain": uc.public_host, "credentials_dir": str(directory / "provider")}
-    env = {**os.environ, "ANSIBLE_LIBRARY": str(ROOT / "plugins" / "modules"), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    env = {**os.environ, "ANSIBLE_LIBRARY": str(ROOT / "plugins" / "modules"),
+           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
 
     def module(*extra: str) -> dict[str, object]:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "ansible"), "localhost", "-m", "bitten_ucloud_provider",
-             "-a", json.dumps(args), "-e", f"ansible_python_interpreter={sys.executable}", "-e", "ansible_connection=local",
-             "-e", "ansible_host=localhost", "-e", "ansible_ssh_private_key_file=''", "-o", *extra],
+             "-a", json.dumps(args), "-e", f"ansible_python_interpreter={sys.executable}",
+             "-e", "ansible_connection=local", "-e", "ansible_host=localhost",
+             "-e", "ansible_ssh_private_key_file=''", "-o", *extra],
             capture_output=True, text=True, env=env, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return json.loads(proc.stdout.split("=>", 1)[1])  # type: ignore[no-any-return]

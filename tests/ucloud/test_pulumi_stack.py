@@ -57,7 +57,7 @@ def test_program_under_mocks(lab_site: Site) -> Any:
         args = mocks.resources[0]
         assert args.typ == "pulumi-python:dynamic:Resource"
         assert args.inputs["name"] == "lab" and args.inputs["domain"] == "lab-login.lab.bitten.test"
-        assert args.inputs["port"] == 443 and args.inputs["core_url"] == "http://10.77.0.1:8445"
+        assert args.inputs["port"] == 443 and args.inputs["core_url"] == "https://10.77.0.1:8445"
         assert args.inputs["__provider"]  # the provider was serialised (dill) for the engine's host
 
     async def flags() -> list[bool]:
