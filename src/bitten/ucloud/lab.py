@@ -98,22 +98,25 @@ def core_summary(lab: Lab) -> object:
 
 
 def slurm_summary(lab: Lab) -> object:
-    """The QoS and the ucloud operator that the ucloud_im role put into Slurm's accounting."""
-    if lab.site.ucloud is None or not lab.site.controllers:
+    """The QoS of the UCloud machine types and the ucloud operator, as slurmdbd has them."""
+    uc = lab.site.ucloud
+    if uc is None or not lab.site.dbd_hosts:
         return None
-    controller = lab.container_name(lab.site.controllers[0])
+    host = lab.container_name(lab.site.dbd_hosts[0])
+    qos = sorted({m.qos for m in uc.machine_types.values()})
     lines = []
     for title, argv in (
-        ("QoS", ["sacctmgr", "--noheader", "--parsable2", "show", "qos", "format=name,priority,description"]),
-        ("UCloud account and operator", ["sacctmgr", "--noheader", "--parsable2", "show", "association",
-                                         "account=" + "ucloud", "format=account,user,qos"]),
-        ("admin levels", ["sacctmgr", "--noheader", "--parsable2", "show", "user", "ucloud",
-                          "format=user,adminlevel,defaultaccount"]),
+        ("QoS of the UCloud machine types", ["sacctmgr", "--noheader", "--parsable2", "show", "qos", ",".join(qos),
+                                             "format=name,priority,description"]),
+        ("the IM's Slurm user", ["sacctmgr", "--noheader", "--parsable2", "show", "user", "ucloud", "withassoc",
+                                 "format=user,adminlevel,account"]),
+        ("Slurm accounts (the IM adds one per project and machine type)", [
+            "sacctmgr", "--noheader", "--parsable2", "show", "account", "format=account,organization"]),
     ):
-        proc = subprocess.run(["podman", "exec", controller, *argv], capture_output=True, text=True, check=False)
+        proc = subprocess.run(["podman", "exec", host, *argv], capture_output=True, text=True, check=False)
         body = proc.stdout.strip() if proc.returncode == 0 else f"({proc.stderr.strip() or 'sacctmgr failed'})"
-        lines.append(f"[bold]{title}[/]\n{body or '(none)'}")
-    return "Slurm accounting for UCloud (sacctmgr on " + controller + ")\n" + "\n".join(lines)
+        lines.append(f"[bold]{title}[/]\n{body or '(none yet)'}")
+    return f"Slurm accounting for UCloud (sacctmgr on {host})\n" + "\n".join(lines)
 
 
 SERVICES.append(LabService(name="ucloud-core", argv=core_argv, summary=core_summary, port=core_port))
