@@ -1,0 +1,55 @@
+"""bitten.gpu is installed on compute nodes as a stand-alone package: stdlib only, relative imports."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import DOUBLES, FIXTURES
+
+import bitten.gpu
+
+PACKAGE = Path(bitten.gpu.__file__).parent
+STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_only_standard_library_and_siblings() -> None:
+    for source in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            outside = [r for r in roots if r not in STDLIB]
+            assert not outside, f"{source.name} imports {outside}: compute nodes have only the standard library"
+
+
+def test_runs_as_a_copied_package_with_the_system_python(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    shutil.copytree(PACKAGE, lib / "bitten_gpu", ignore=shutil.ignore_patterns("__pycache__"))
+    state = tmp_path / "double"
+    state.mkdir()
+    shutil.copy(FIXTURES / "smi-q-b200x2.xml", state / "query.xml")
+    shutil.copy(FIXTURES / "topo-b200x2.txt", state / "topo.txt")
+    (state / "kernel.log").write_text("")
+    node = tmp_path / "gpu-node.json"
+    node.write_text(json.dumps({"gpu": {"count": 2, "slurm_type": "b200", "nvswitch": True}}))
+    conf = tmp_path / "gpu-health.json"
+    conf.write_text(json.dumps({"nvidia_smi": str(DOUBLES / "nvidia-smi"), "state_dir": str(tmp_path / "s"),
+                                "kernel_log_command": [str(DOUBLES / "kernel-log")]}))
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    proc = subprocess.run([python, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                           "from bitten_gpu.check import main; sys.exit(main(sys.argv[2:]))", str(lib),
+                           "--mode", "report", "--node", "gpu01", "--node-file", str(node), "--config", str(conf)],
+                          capture_output=True, text=True, check=False,
+                          env={"NVIDIA_SMI_DOUBLE_DIR": str(state), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "gpu01: healthy" in proc.stdout
+    assert "nvlink       ok    every GPU pair on >= 18 NVLinks" in proc.stdout
