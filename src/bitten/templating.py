@@ -32,6 +32,11 @@ def compress_hosts(hosts: Iterable[str]) -> str:
     return str(hostlist.collect_hostlist(sorted(set(hosts))))
 
 
+def expand_hosts(pattern: str) -> list[str]:
+    """Slurm's hostlist notation expanded: /dev/nvidia[0-1] -> [/dev/nvidia0, /dev/nvidia1]."""
+    return [str(name) for name in hostlist.expand_hostlist(pattern)]
+
+
 def tres_weights(weights: Mapping[str, Any]) -> str:
     """TRESBillingWeights value from a mapping: {"CPU": 1.0, "GRES/gpu": 2} -> CPU=1.0,GRES/gpu=2.0."""
     return ",".join(f"{key}={value if isinstance(value, str) else repr(float(value))}"
@@ -51,6 +56,7 @@ def ucloud_im_file(site: Any, which: str, secret: Callable[[str], str]) -> str:
 
 FILTERS: dict[str, Callable[..., Any]] = {
     "hostlist": compress_hosts,
+    "expand_hostlist": expand_hosts,
     "tres_weights": tres_weights,
     "yes_no": yes_no,
     "ucloud_im_file": ucloud_im_file,

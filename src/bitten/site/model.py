@@ -166,6 +166,14 @@ class SlurmSettings(Strict):
     config_overrides: bool = False
     #: accept GPUs without NVML autodetection
     gres_autodetect: Literal["off", "nvml"] = "nvml"
+    #: program slurmd runs every health_check_interval seconds to drain sick nodes (HealthCheckProgram);
+    #: the gpu role installs /usr/local/sbin/bitten-gpu-health on every compute node. None: no health check
+    health_check_program: str | None = None
+    health_check_interval: int = Field(default=300, ge=0)
+    #: node states the health check runs in (HealthCheckNodeState), e.g. ANY or IDLE,CYCLE
+    health_check_node_state: str = "ANY"
+    #: program slurmd runs before a job's first step on each node (Prolog); a failure requeues the job
+    prolog: str | None = None
     select_type_parameters: str = "CR_Core_Memory"
     return_to_service: int = Field(default=1, ge=0, le=2)
     max_job_count: int = Field(default=100000, ge=1)
