@@ -101,6 +101,10 @@ def test_driver_not_loaded(double: Path, tmp_path: Path) -> None:
     (double / "exit").write_text("9\n")
     verdict = check.evaluate(_config(tmp_path))
     assert verdict.findings == ["nvidia-smi failed: the NVIDIA driver is not loaded (exit 9)"]
+    # in a container the userspace tools install but no driver can load: skipped, not a drain
+    verdict = check.evaluate(_config(tmp_path, container=True))
+    assert verdict.healthy
+    assert _by_name(verdict)["driver"].status is Status.SKIP  # type: ignore[attr-defined]
 
 
 def test_hung_gpu_is_a_finding_not_a_hang(double: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

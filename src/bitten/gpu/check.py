@@ -149,6 +149,8 @@ def evaluate(config: Config, runner: Runner = run) -> h.Verdict:
         add(h.Check("driver", h.Status.SKIP, detail="no NVIDIA driver in this container"))
     elif result.missing:
         add(h.Check("driver", h.Status.FAIL, (f"nvidia-smi not found ({config.nvidia_smi})",)))
+    elif not result.ok and result.returncode == 9 and config.container:
+        add(h.Check("driver", h.Status.SKIP, detail=f"{_smi_failure(result, budget)}: containers have no driver"))
     elif not result.ok:
         add(h.Check("driver", h.Status.FAIL, (_smi_failure(result, budget),)))
     else:

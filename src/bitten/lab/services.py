@@ -11,6 +11,7 @@ import importlib
 LAYERS: tuple[str, ...] = (
     "bitten.redfish.lab",
     "bitten.lab.slurm",
+    "bitten.lab.gpu",
     "bitten.ucloud.lab",
 )
 
