@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import DOUBLES, FIXTURES
+from gpu_fixtures import DOUBLES, FIXTURES
 
 from bitten.gpu import check
 from bitten.gpu import run as run_module

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import DOUBLES, FIXTURES
+from gpu_fixtures import DOUBLES, FIXTURES
 
 import bitten.gpu
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import fixture_text
+from gpu_fixtures import fixture_text
 
 from bitten.gpu.smi import SmiParseError, matches_type, normalize_pci, parse_list, parse_query
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import fixture_text
+from gpu_fixtures import fixture_text
 
 from bitten.gpu.xid import parse_kernel_log
 

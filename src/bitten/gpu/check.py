@@ -32,6 +32,7 @@ from .xid import XidEvent, parse_kernel_log
 NODE_FILE = "/etc/bitten/gpu-node.json"
 CONFIG_FILE = "/etc/bitten/gpu-health.json"
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default=CONFIG_FILE)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    # slurmd runs health checks and prologs without a search path
+    if not os.environ.get("PATH"):
+        os.environ["PATH"] = SAFE_PATH
     try:
         config = Config.load(args.node_file, args.config)
     except (ConfigError, ValueError, TypeError) as exc:
