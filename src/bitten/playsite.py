@@ -22,7 +22,7 @@ def site_from_play(variables: Mapping[str, Any]) -> Site:
     files: dict[str, str] = {}
     for host in groups.get("all", []):
         hv = hostvars[host]
-        data[host] = {k: hv[k] for k in hv if k.startswith(PREFIX)}
+        data[host] = {k: _resolved(hv[k]) for k in hv if k.startswith(PREFIX)}
         files[host] = str(hv.get("inventory_file") or "inventory")
     key = hash(repr(sorted((h, sorted(v.items())) for h, v in data.items())) + repr(sorted(groups.items())))
     if key not in _cache:
@@ -30,3 +30,23 @@ def site_from_play(variables: Mapping[str, Any]) -> Site:
         _cache[key] = build_site(InventoryData(groups=groups, hostvars=data, host_files=files,
                                                sources=(files.get(first, "inventory"),)))
     return _cache[key]
+
+
+def _resolved(value: Any) -> Any:
+    """A variable's value with plain containers whose items are all resolved.
+
+    ansible-core 2.19 hands a play lazily templated lists and dicts; read at C level (as pydantic does) their
+    items can still be unresolved _LazyValue wrappers. Iterating them in Python resolves each item. The origin
+    tags of the containers (file and line, for error messages) are copied onto the new ones.
+    """
+    if isinstance(value, Mapping):
+        out: Any = {key: _resolved(item) for key, item in value.items()}
+    elif isinstance(value, list | tuple):
+        out = [_resolved(item) for item in value]
+    else:
+        return value
+    try:
+        from ansible.module_utils._internal._datatag import AnsibleTagHelper
+    except ImportError:  # pragma: no cover - older ansible-core
+        return out
+    return AnsibleTagHelper.tag_copy(value, out)
