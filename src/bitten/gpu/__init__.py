@@ -3,5 +3,5 @@
 This package runs in two places: on the controller (tests, the role's validation filters) and on every compute
 node, where the gpu role installs it as the stand-alone package ``bitten_gpu`` next to the ``bitten-gpu-health``
 command. The project's venv is not on compute nodes, so every module here uses the standard library only and
-imports its siblings relatively (tests/gpu/test_package.py keeps it that way).
+imports its siblings relatively (tests/gpu/test_gpu_package.py keeps it that way).
 """
