@@ -22,7 +22,7 @@ def site_from_play(variables: Mapping[str, Any]) -> Site:
     files: dict[str, str] = {}
     for host in groups.get("all", []):
         hv = hostvars[host]
-        data[host] = {k: hv[k] for k in hv if k.startswith(PREFIX)}
+        data[host] = {k: _plain(hv[k]) for k in hv if k.startswith(PREFIX)}
         files[host] = str(hv.get("inventory_file") or "inventory")
     key = hash(repr(sorted((h, sorted(v.items())) for h, v in data.items())) + repr(sorted(groups.items())))
     if key not in _cache:
@@ -30,3 +30,22 @@ def site_from_play(variables: Mapping[str, Any]) -> Site:
         _cache[key] = build_site(InventoryData(groups=groups, hostvars=data, host_files=files,
                                                sources=(files.get(first, "inventory"),)))
     return _cache[key]
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists, keeping Ansible's origin tags (for file:line in messages).
+
+    A play's variables may be ansible-core 2.19 lazy containers, which resolve their items when Python iterates
+    them but hold unresolved wrappers that pydantic, reading the list directly, would see.
+    """
+    if isinstance(value, Mapping):
+        out: Any = {key: _plain(item) for key, item in value.items()}
+    elif isinstance(value, list | tuple):
+        out = [_plain(item) for item in value]
+    else:
+        return value
+    try:
+        from ansible.module_utils._internal._datatag import AnsibleTagHelper
+    except ImportError:  # pragma: no cover - older ansible-core
+        return out
+    return AnsibleTagHelper.tag_copy(value, out)
