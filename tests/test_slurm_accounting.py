@@ -17,6 +17,7 @@ from bitten.slurm.accounting import (
     plan,
     queries,
     tres,
+    unknown_tres,
     wall_seconds,
 )
 
@@ -30,6 +31,7 @@ FRESH = {
     "accounts": "root|default root account|root\n",
     "associations": "",
     "users": "root|root|Administrator\n",
+    "tres": "cpu|\nmem|\nenergy|\nnode|\nbilling|\nfs|disk\nvmem|\npages|\n",
 }
 #: ... and after the inventory below had been applied
 APPLIED = {
@@ -40,6 +42,7 @@ APPLIED = {
     "associations": "root|||normal|\nroot|root||normal|\nresearch||root|gpu,normal|normal\n"
                     "research|alice||gpu,normal|normal\n",
     "users": "alice|research|None\nroot|root|Administrator\n",
+    "tres": FRESH["tres"] + "gres|gpu\ngres|gpu:b200\n",
 }
 DESIRED = Desired(
     cluster="molecule",
@@ -158,3 +161,9 @@ def test_desired_from_the_lab_inventory() -> None:
     assert UserSpec("ucloud", ("root",), None, "Operator") in desired.users
     only_users = desired_from_site(site, [{"name": "ucloud", "accounts": ["root"]}], with_site=False)
     assert only_users.qos == () and only_users.accounts == ()
+
+
+def test_gpu_limits_wait_for_the_gres_tres_that_slurmctld_registers() -> None:
+    assert unknown_tres(DESIRED, parse_state(FRESH).tres) == {"gpu": {"gres/gpu"}}
+    assert unknown_tres(DESIRED, parse_state(APPLIED).tres) == {}
+    assert "fs/disk" in parse_state(FRESH).tres

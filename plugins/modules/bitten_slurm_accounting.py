@@ -19,6 +19,12 @@ options:
     description: apply the inventory's QoS and accounts (false - only register the cluster and the given users)
     type: bool
     default: true
+  tres_timeout:
+    description:
+      - seconds to wait for the TRES that QoS limits use (gres/gpu) to appear in slurmdbd; slurmctld registers
+        them when it starts, so apply QoS after slurmctld runs
+    type: int
+    default: 60
   users:
     description: extra users, e.g. the UCloud Integration Module's service user as an operator
     type: list

@@ -65,7 +65,7 @@ def probes(site: Site) -> list[Probe]:
              f"--chdir=/tmp --output=/dev/null --wrap '{script}') || exit 1; "
              "for i in $(seq 15); do sacct -X -n -j $job -o JobID,Partition,QOS,State,NodeList,AllocTRES%60 "
              "| grep -q COMPLETED && break; sleep 1; done; "
-             "sacct -X -j $job -o JobID,Partition,QOS,State,ExitCode,NodeList,AllocTRES%60"],
+             "sacct -X -j $job -o JobID,QOS,State,NodeList%12,AllocTRES%58"],
         ))
     cpu = _job_options(site, want_gpu=False)
     if cpu:

@@ -37,7 +37,13 @@ def queries(cluster: str) -> dict[str, list[str]]:
         "associations": [*show, "association", "where", f"cluster={cluster}",
                          "format=Account,User,ParentName,QOS,DefaultQOS"],
         "users": [*show, "user", "format=User,DefaultAccount,AdminLevel"],
+        "tres": TRES_QUERY,
     }
+
+
+#: the TRES slurmdbd knows; gres/gpu and gres/gpu:<type> appear once slurmctld has registered with
+#: AccountingStorageTRES naming them
+TRES_QUERY = ["sacctmgr", "--noheader", "--parsable2", "show", "tres", "format=Type,Name"]
 
 
 # --- state -------------------------------------------------------------------------------------------------
@@ -74,6 +80,8 @@ class State:
     associations: dict[tuple[str, str], AssocRow] = field(default_factory=dict)
     #: user -> (default account, admin level)
     users: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: TRES names slurmdbd knows (cpu, mem, gres/gpu, gres/gpu:b200, ...)
+    tres: set[str] = field(default_factory=set)
 
 
 def _rows(text: str, width: int) -> Iterable[list[str]]:
@@ -101,7 +109,13 @@ def parse_state(outputs: Mapping[str, str]) -> State:
         state.associations[(account, user)] = AssocRow(account, user, parent, qos_set, default_qos)
     for user, default_account, admin in _rows(outputs.get("users", ""), 3):
         state.users[user] = (default_account, admin)
+    state.tres = parse_tres(outputs.get("tres", ""))
     return state
+
+
+def parse_tres(text: str) -> set[str]:
+    """TRES names from ``TRES_QUERY`` output: 'gres|gpu' -> 'gres/gpu', 'cpu|' -> 'cpu'."""
+    return {(f"{kind}/{name}" if name else kind).lower() for kind, name in _rows(text, 2)}
 
 
 # --- value normalisation -----------------------------------------------------------------------------------
@@ -215,6 +229,17 @@ def desired_from_site(site: Site, extra_users: Sequence[Mapping[str, object]] = 
     if not with_site:
         return Desired(site.slurm.cluster_name, users=tuple(users.values()))
     return Desired(site.slurm.cluster_name, site.qos, site.accounts, tuple(users.values()))
+
+
+def unknown_tres(desired: Desired, known: set[str]) -> dict[str, set[str]]:
+    """QoS name -> TRES its limits use that slurmdbd does not know (yet)."""
+    out: dict[str, set[str]] = {}
+    for qos in desired.qos:
+        used = set(tres(qos.max_tres_per_user)) | set(tres(qos.grp_tres))
+        missing = used - known
+        if missing:
+            out[qos.name] = missing
+    return out
 
 
 # --- the plan ----------------------------------------------------------------------------------------------
