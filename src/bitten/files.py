@@ -43,6 +43,10 @@ def _ucloud_frontends(site: Site) -> list[str]:
     return site.hosts_in(GROUP_UCLOUD) if site.ucloud is not None else []
 
 
+def _cooling_agent_hosts(site: Site) -> list[str]:
+    return site.cooling_agent_hosts
+
+
 FILES: list[FileSpec] = [
     FileSpec("/etc/hosts", "os/hosts.j2", _all_hosts, description="every host of the site, from the inventory"),
     FileSpec("/etc/slurm/slurm.conf", "slurm/slurm.conf.j2", _slurm_hosts, description="Slurm cluster config"),
@@ -57,6 +61,8 @@ FILES: list[FileSpec] = [
              group="ucloud", description="UCloud IM: refresh token and database (secrets)"),
     FileSpec("/etc/ucloud/secrets.yml", "ucloud/secrets.yml.j2", _ucloud_frontends, mode="0600", owner="ucloud",
              group="ucloud", description="UCloud IM: identity-management secrets"),
+    FileSpec("/etc/bitten/cooling/agent.yaml", "cooling/agent.yaml.j2", _cooling_agent_hosts, mode="0640",
+             group="bitten-cooling", description="cooling agent: CDUs, meters, register maps, loops, ledger"),
 ]
 
 
