@@ -64,7 +64,7 @@ class EventListener(threading.Thread):
                         raise requests.RequestException(f"HTTP {resp.status_code}")
                     self.connected.set()
                     backoff = 1.0
-                    for payload in parse_stream(resp.iter_lines(decode_unicode=False)):
+                    for payload in parse_stream(resp.iter_lines(chunk_size=1, decode_unicode=False)):
                         if self.stop_event.is_set():
                             return
                         self.on_event(self.cdu.name, payload if isinstance(payload, dict) else {"payload": payload})
