@@ -24,7 +24,8 @@ def serve(handler: type[BaseHTTPRequestHandler], host: str, port: int, *, certfi
 
 
 def in_thread(server: Server) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name=f"http-{server.server_address[1]}", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name=f"http-{server.server_address[1]}", daemon=True)
     thread.start()
     return thread
 

@@ -199,7 +199,8 @@ class Ledger:
         return [(start + (b + 0.5) * width, energy[b] / (covered[b] / 3600.0) if covered[b] > 0 else None)
                 for b in range(bins)]
 
-    def first_sample(self) -> float | None:
+    def span(self) -> tuple[float, float] | None:
+        """Start of the first and end of the last interval in the ledger (None when it is empty)."""
         with self.lock:
-            row = self.db.execute("SELECT MIN(start) FROM intervals").fetchone()
-        return row[0] if row and row[0] is not None else None
+            row = self.db.execute("SELECT MIN(start), MAX(end) FROM intervals").fetchone()
+        return (row[0], row[1]) if row and row[0] is not None else None

@@ -263,10 +263,10 @@ def _bridged(value: float | None) -> str:
 def to_html(rep: Report, ledger: Ledger, bins: int = 200) -> str:
     start = datetime.fromisoformat(rep.start).timestamp()
     end = datetime.fromisoformat(rep.end).timestamp()
-    first = ledger.first_sample()
-    if first is not None and first > start:
-        start = first  # plot from the first reading, not from an empty January
-    end = min(end, max(start + 1, datetime.now(UTC).timestamp()))
+    span = ledger.span()
+    if span is not None:  # plot what was measured, not an empty January or December
+        start, end = max(start, span[0]), min(end, span[1])
+    end = max(end, start + 1)
     series = {"reused heat (kW)": ledger.series("reused_heat", start, end, bins),
               "IT power (kW)": ledger.series("it_energy", start, end, bins)}
     plot = svg_plot(series, {"reused heat (kW)": "#d9480f", "IT power (kW)": "#1c7ed6"})

@@ -375,6 +375,7 @@ def _collection(path: str, odata_type: str, members: list[str]) -> dict[str, Any
 def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "bitten-cdu-sim/1"
+        disable_nagle_algorithm = True
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
