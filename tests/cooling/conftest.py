@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bitten.cooling.httpserve import Server, base_url, in_thread
 from bitten.cooling.mockup import serve_mockup
 from bitten.cooling.modbus_sim import ModbusSim
-from bitten.cooling.simulator import ConstantLoad, CduSimulator, Plant, serve_cdus
+from bitten.cooling.simulator import CduSimulator, ConstantLoad, Plant, serve_cdus
 from bitten.site.model import RegisterMap
 
 from .helpers import ELECTRICITY_MAP, HEAT_METER_MAP

@@ -17,6 +17,7 @@ from bitten.cooling.agent import Agent, backoff
 from bitten.cooling.httpserve import base_url
 from bitten.cooling.metrics import AgentCollector
 from bitten.cooling.slurm import MemorySlurm
+
 from .helpers import agent_config
 
 
@@ -141,7 +142,7 @@ def test_backoff_grows_and_is_capped() -> None:
 
 
 def test_metrics_readings_heat_and_ledger(tmp_path: Path, cdu_sim, modbus_sim) -> None:  # type: ignore[no-untyped-def]
-    sim, server = cdu_sim
+    _sim, server = cdu_sim
     modbus_sim.set(1, "supply_temperature", 55.0)
     modbus_sim.set(1, "return_temperature", 35.0)
     modbus_sim.set(1, "flow", 2.0)  # m3/h
@@ -169,7 +170,8 @@ def test_metrics_readings_heat_and_ledger(tmp_path: Path, cdu_sim, modbus_sim) -
         assert value(m, "bitten_cooling_meter_value", meter="dh-meter", register="flow") == pytest.approx(2000 / 60)
         assert value(m, "bitten_cooling_meter_heat_computed_kilowatts", meter="dh-meter") == pytest.approx(
             2000 / 60 * 20 * 0.0689, rel=0.01)
-        assert value(m, "bitten_cooling_meter_heat_divergence_ratio", meter="dh-meter") == pytest.approx(0.149, abs=0.01)
+        divergence = value(m, "bitten_cooling_meter_heat_divergence_ratio", meter="dh-meter")
+        assert divergence == pytest.approx(0.149, abs=0.01)
         assert value(m, "bitten_cooling_device_up", device="dh-meter", kind="modbus") == 1
         assert value(m, "bitten_energy_ledger_kilowatt_hours", channel="reused_heat") == pytest.approx(10.0)
         assert value(m, "bitten_energy_ledger_kilowatt_hours", channel="it_energy") == pytest.approx(20.0)

@@ -100,7 +100,7 @@ class Garbage(BaseHTTPRequestHandler):
 
     mode = "html500"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:

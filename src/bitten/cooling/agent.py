@@ -28,7 +28,7 @@ from bitten.cooling.modbus import DeviceError, MeterReading, ModbusMeter
 from bitten.cooling.physics import PhysicsError, Properties, coolant_properties, divergence, heat_kw
 from bitten.cooling.redfish import CduReading, RedfishCdu
 from bitten.cooling.slurm import Scontrol, Slurm
-from bitten.site.model import ALARM_KINDS, COUNTER_QUANTITIES, Coolant
+from bitten.site.model import ALARM_KINDS, COUNTER_QUANTITIES, AlarmAction, Coolant
 
 log = logging.getLogger("bitten.cooling.agent")
 
@@ -175,7 +175,7 @@ class Agent:
         try:
             result: Any = self.cdus[name].read() if name in self.cdus else self.meters[name].read()
             return name, result, None, time.monotonic() - start
-        except Exception as exc:  # noqa: BLE001 - a device must never crash the agent
+        except Exception as exc:
             return name, None, exc, time.monotonic() - start
 
     def poll_once(self, only: set[str] | None = None) -> None:
@@ -232,7 +232,7 @@ class Agent:
             if st.stale(now, self.config.stale_after_s, self.started):
                 since = "never answered" if st.last_ok is None else f"no good reading for {now - st.last_ok:.0f} s"
                 findings["stale"] = f"CDU {loop.cdu} {since} ({st.last_error or 'no error recorded'})"
-            actions = dict(loop.actions)
+            actions: dict[str, AlarmAction] = {str(k): v for k, v in loop.actions.items()}
             for t in self.tracker.update(name, findings, now, frozenset(evaluated)):
                 alarm = self.tracker.kinds(name).get(t.kind)
                 self.store.save_transition(t, alarm.since if alarm else now)
@@ -283,7 +283,7 @@ class Agent:
                     added = self.ledger.record(channel, label, kind, ts, value)  # type: ignore[arg-type]
                     if added is not None and kind != "level":
                         self.year_totals[channel] = (self.year_totals.get(channel) or 0.0) + added
-        except Exception:  # noqa: BLE001 - a full disk must not stop alarms; the gap shows in the ledger
+        except Exception:
             log.exception("ledger write failed; the readings of this cycle are not recorded")
 
     def _refresh_year_totals(self) -> None:

@@ -89,10 +89,11 @@ def check(config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml")) -> None:
             view = cdu_view(RedfishCdu(name, c.url, c.cdu_id, username=c.username, password=c.password,
                                        auth=c.auth, ca_file=c.ca_file).read(),
                             cfg.coolants.get(c.coolant) if c.coolant else None)
-            parts = [f"{x.side}: {x.flow_lpm} L/min, dT {x.delta_k} K, heat {x.heat_computed_kw and round(x.heat_computed_kw, 2)}"
-                     f" kW computed / {x.heat_reported_kw} kW reported" for x in view.connectors]
+            parts = [f"{x.side}: {x.flow_lpm} L/min, dT {x.delta_k} K, heat "
+                     f"{x.heat_computed_kw and round(x.heat_computed_kw, 2)} kW computed / {x.heat_reported_kw} kW "
+                     "reported" for x in view.connectors]
             table.add_row(name, f"health {view.reading.health}; " + "; ".join(parts))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failed += 1
             table.add_row(name, f"[red]{exc}[/]")
     for name, d in sorted(cfg.modbus.items()):
@@ -101,7 +102,7 @@ def check(config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml")) -> None:
             mview = meter_view(meter.read())
             table.add_row(name, ", ".join(f"{k}={p.value:g} {p.unit}" if p.value is not None else f"{k}=invalid"
                                           for k, p in mview.reading.points.items()))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failed += 1
             table.add_row(name, f"[red]{exc}[/]")
         finally:

@@ -68,7 +68,7 @@ class EventListener(threading.Thread):
                         if self.stop_event.is_set():
                             return
                         self.on_event(self.cdu.name, payload if isinstance(payload, dict) else {"payload": payload})
-            except Exception as exc:  # noqa: BLE001 - the listener must outlive any device fault
+            except Exception as exc:
                 log.debug("%s event stream: %s", self.cdu.name, exc)
             finally:
                 self.connected.clear()

@@ -196,7 +196,8 @@ class AgentCollector(Collector):
         year = str(self.agent.year)
         kwh = _g("bitten_energy_ledger_kilowatt_hours", "energy in the ledger this calendar year (UTC)",
                  ["channel", "year"])
-        m3 = _g("bitten_energy_ledger_cubic_meters", "water in the ledger this calendar year (UTC)", ["channel", "year"])
+        m3 = _g("bitten_energy_ledger_cubic_meters", "water in the ledger this calendar year (UTC)",
+                ["channel", "year"])
         gap = _g("bitten_energy_ledger_gaps", "gaps in the ledger this year (counted at start-up)", ["channel", "year"])
         for channel, total in sorted(totals.items()):
             unit = CHANNEL_UNITS.get(channel)

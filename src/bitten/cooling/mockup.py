@@ -21,7 +21,7 @@ def mockup_handler(root: Path) -> type[BaseHTTPRequestHandler]:
         server_version = "bitten-mockup/1"
         disable_nagle_algorithm = True
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _document(self) -> bytes | None:

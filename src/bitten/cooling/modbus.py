@@ -145,8 +145,8 @@ class ModbusMeter:
             self.close()  # the device may have dropped the idle connection: start afresh
         if self._client is None:
             client = self._factory(self.device, self.timeout)
-            if not client.connect():
-                client.close()
+            if not client.connect():  # type: ignore[no-untyped-call]
+                client.close()  # type: ignore[no-untyped-call]
                 raise DeviceError(f"{self.name}: cannot connect to {self.device.host}:{self.device.port}")
             self._client = client
         self._last_used = now
@@ -154,7 +154,7 @@ class ModbusMeter:
 
     def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            self._client.close()  # type: ignore[no-untyped-call]
             self._client = None
 
     def _read_block(self, client: ModbusTcpClient, block: Block) -> list[int]:

@@ -25,7 +25,7 @@ def encode_value(rmap: RegisterMap, name: str, value: float) -> list[int]:
     raw: float = (value - reg.offset) / reg.scale
     number: int | float = raw if reg.type.startswith("float") else round(raw)
     words = ModbusTcpClient.convert_to_registers(number, _DATATYPES[reg.type],
-                                                 word_order=reg.word_order or rmap.word_order)  # type: ignore[arg-type]
+                                                 word_order=reg.word_order or rmap.word_order)
     return list(words)
 
 
@@ -127,5 +127,5 @@ class ModbusSim:
     def stop(self) -> None:
         if self._server is not None and self._loop.is_running():
             with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop).result(5)
+                asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop).result(5)  # type: ignore[no-untyped-call]
         self._thread.join(5)

@@ -212,9 +212,10 @@ class RedfishCdu:
             raise DeviceError(f"{self.name}: {self.cdu_path} is not a CoolingUnit "
                               f"(@odata.type {root.get('@odata.type')!r})")
         out = CduReading(self.name, time.time())
-        status = root.get("Status") if isinstance(root.get("Status"), dict) else {}
+        status = self._status(root)
         out.health, out.health_rollup = status.get("Health"), status.get("HealthRollup")
-        coolant = root.get("Coolant") if isinstance(root.get("Coolant"), dict) else {}
+        raw_coolant = root.get("Coolant")
+        coolant: dict[str, Any] = raw_coolant if isinstance(raw_coolant, dict) else {}
         out.coolant_type = coolant.get("CoolantType") if isinstance(coolant.get("CoolantType"), str) else None
         out.coolant_additive_percent = self._num(out, coolant, "AdditivePercent")
         out.density_kg_m3 = self._num(out, coolant, "DensityKgPerCubicMeter")

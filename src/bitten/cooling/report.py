@@ -44,11 +44,11 @@ def parse_period(text: str) -> tuple[float, float]:
             end = datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=UTC)
             return datetime(y, mo, 1, tzinfo=UTC).timestamp(), end.timestamp()
         if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", text):
-            start = datetime.fromisoformat(m[1]).replace(tzinfo=UTC).timestamp()
-            end = datetime.fromisoformat(m[2]).replace(tzinfo=UTC).timestamp()
-            if end <= start:
+            first = datetime.fromisoformat(m[1]).replace(tzinfo=UTC).timestamp()
+            last = datetime.fromisoformat(m[2]).replace(tzinfo=UTC).timestamp()
+            if last <= first:
                 raise ReportError("the end must be after the start")
-            return start, end
+            return first, last
     except ValueError as exc:
         raise ReportError(str(exc)) from None
     raise ReportError("expected YYYY, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD")
@@ -104,7 +104,8 @@ def _measured(total: Total, symbol: str, name: str, configured: int) -> Value:
         return Value(name, symbol, None, total.unit, "no meter configured (bitten_cooling.ledger)",
                      note="not measured")
     gap_s = sum(min(g.end, total.end) - max(g.start, total.start) for g in total.gaps)
-    sources = "; ".join(f"{src}: {method or 'no interval in the period'}" for src, method in sorted(total.sources.items()))
+    sources = "; ".join(f"{src}: {method or 'no interval in the period'}"
+                        for src, method in sorted(total.sources.items()))
     note = ""
     if total.bridged:
         note = f"includes {total.bridged:.3f} {total.unit} a counter measured across gaps (not attributable in time)"
@@ -210,18 +211,18 @@ def svg_plot(series: dict[str, list[tuple[float, float | None]]], colours: dict[
              f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - pad_r}" height="{height - pad_t - pad_b}" '
              'fill="none" stroke="#999"/>']
     for i in range(5):
-        v = y1 * i / 4
-        parts.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#eee"/>'
-                     f'<text x="{pad_l - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
+        tick = y1 * i / 4
+        parts.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
+                     f'<text x="{pad_l - 5}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.3g}</text>')
     for i in range(5):
         t = t0 + span * i / 4
         label = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
         parts.append(f'<text x="{x(t):.1f}" y="{height - pad_b + 15}" text-anchor="middle">{label}</text>')
     parts.append(f'<text x="12" y="{pad_t + 10}" transform="rotate(-90 12 {pad_t + 10})" text-anchor="end">'
                  f"{html.escape(unit)}</text>")
-    for k, (name, s) in enumerate(series.items()):
+    for k, (name, points_of) in enumerate(series.items()):
         segments: list[list[str]] = [[]]
-        for t, v in s:
+        for t, v in points_of:
             if v is None:
                 segments.append([])
             else:
@@ -277,7 +278,8 @@ def to_html(rep: Report, ledger: Ledger, bins: int = 200) -> str:
                    for g in rep.gaps[:500])
     estimates = "".join(f"<li>{html.escape(e)}</li>" for e in rep.estimates)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Energy report {html.escape(rep.site)} {html.escape(rep.period)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<title>Energy report {html.escape(rep.site)} {html.escape(rep.period)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}}
 table{{border-collapse:collapse;margin:0.5em 0 1.5em}}td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;
 vertical-align:top}}th{{background:#f3f3f3}}.note{{color:#555;font-size:13px}}</style></head><body>

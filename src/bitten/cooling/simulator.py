@@ -20,7 +20,7 @@ from base64 import b64decode
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from bitten.cooling.httpserve import Server, serve
@@ -231,7 +231,7 @@ class CduSimulator:
         return faults
 
     # --- documents ---
-    def document(self, path: str) -> dict[str, Any] | None:  # noqa: C901 - one branch per resource
+    def document(self, path: str) -> dict[str, Any] | None:
         path = path.rstrip("/")
         n = len(self.plants)
         if path in (R, ""):
@@ -378,7 +378,7 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _authorised(self, path: str) -> bool:
@@ -428,7 +428,7 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
                 self._send(200, doc)
 
         def _stream(self) -> None:
-            flag, queue = threading.Event(), []
+            flag, queue = threading.Event(), cast(list[dict[str, Any]], [])
             with sim.sub_lock:
                 sim.subscribers.append((flag, queue))
             try:
@@ -476,7 +476,8 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
                 elif path == "/sim/clear":
                     self._send(200, sim.set_fault(cdu, leak=False, pump_failed=False, flow_lpm=None, supply_c=None))
                 else:
-                    self._send(404, {"error": "POST /sim/fault {cdu, leak|pump_failed|flow_lpm|supply_c} or /sim/clear"})
+                    self._send(404, {"error": "POST /sim/fault {cdu, leak|pump_failed|flow_lpm|supply_c} or "
+                                              "/sim/clear"})
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 self._send(400, {"error": f"bad fault request: {exc}"})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import cached_property
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -329,7 +330,7 @@ class RegisterMap(Strict):
     @model_validator(mode="after")
     def _no_overlap(self) -> RegisterMap:
         spans = sorted((r.function, r.address, r.address + r.count - 1, name) for name, r in self.registers.items())
-        for (f1, _a1, e1, n1), (f2, a2, _e2, n2) in zip(spans, spans[1:], strict=False):
+        for (f1, _a1, e1, n1), (f2, a2, _e2, n2) in pairwise(spans):
             if f1 == f2 and a2 <= e1:
                 raise ValueError(f"registers {n1} and {n2} overlap (function {f1}, address {a2})")
         return self
@@ -432,7 +433,8 @@ class CoolingLoop(Strict):
         return value
 
     def action(self, kind: str) -> AlarmAction:
-        return self.actions.get(kind, DEFAULT_ACTIONS[kind])  # type: ignore[call-overload]
+        found: AlarmAction | None = self.actions.get(kind)  # type: ignore[call-overload]
+        return found if found is not None else DEFAULT_ACTIONS[kind]
 
 
 class LedgerSource(Strict):
