@@ -152,7 +152,7 @@ class Agent:
         self.store.load_alarms(self.tracker)
         self.ledger = Ledger(config.ledger_path, config.ledger.max_gap_s)
         if slurm is None and config.slurm_actions:
-            slurm = Scontrol()
+            slurm = Scontrol(config.scontrol)
         if capper is None and config.gpu_power_command:
             capper = GpuPowerCapper(config.gpu_power_command)
         self.engine = ActionEngine(self.store, slurm if config.slurm_actions else None, capper)

@@ -71,6 +71,14 @@ def run(
 
 
 @app.command()
+def validate(config: Annotated[Path, typer.Argument(help="the agent's configuration file")]) -> None:
+    """Validate a configuration file without contacting anything (exit 2 with every problem when invalid)."""
+    cfg = _config(config)
+    out.print(f"{config}: valid — {len(cfg.cdus)} CDU(s), {len(cfg.modbus)} Modbus device(s), {len(cfg.loops)} "
+              f"loop(s), writes to the plant {'ENABLED' if cfg.writes_enabled else 'disabled'}")
+
+
+@app.command()
 def check(config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml")) -> None:
     """Validate the configuration and read every device once (no actions, no ledger); exit 1 if one fails."""
     from rich.table import Table

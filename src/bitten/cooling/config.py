@@ -82,6 +82,7 @@ class AgentConfig(Strict):
     writes_enabled: bool = False
     slurm_actions: bool = True
     gpu_power_command: tuple[str, ...] = ()
+    scontrol: tuple[str, ...] = ("scontrol",)
     coolants: dict[str, Coolant] = Field(default_factory=dict)
     cdus: dict[Name, CduEntry] = Field(default_factory=dict)
     modbus: dict[Name, ModbusEntry] = Field(default_factory=dict)

@@ -66,13 +66,13 @@ def parse_show_node(text: str) -> dict[str, NodeState]:
 class Scontrol:
     """Slurm through its command line on a host with slurm.conf and munge (the controller)."""
 
-    def __init__(self, scontrol: str = "scontrol", timeout: float = 20.0) -> None:
-        self.scontrol = scontrol
+    def __init__(self, argv: Sequence[str] = ("scontrol",), timeout: float = 20.0) -> None:
+        self.argv = list(argv)
         self.timeout = timeout
 
     def _run(self, *args: str) -> str:
         try:
-            proc = subprocess.run([self.scontrol, *args], capture_output=True, text=True, timeout=self.timeout,
+            proc = subprocess.run([*self.argv, *args], capture_output=True, text=True, timeout=self.timeout,
                                   check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SlurmError(f"scontrol {' '.join(args)}: {exc}") from exc

@@ -528,6 +528,8 @@ class CoolingAgent(Strict):
     writes_enabled: bool = False
     #: act on Slurm (drain/resume); off: alarms are only logged and exported
     slurm_actions: bool = True
+    #: how the agent runs scontrol (it runs as its own user: sudo limited to show/drain/resume by the role)
+    scontrol: tuple[str, ...] = ("sudo", "-n", "/usr/bin/scontrol")
     #: argv that caps one node's GPUs; {node} and {watts} are substituted
     gpu_power_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "{node}", "nvidia-smi", "-pl", "{watts}")
 
