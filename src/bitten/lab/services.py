@@ -12,6 +12,7 @@ LAYERS: tuple[str, ...] = (
     "bitten.redfish.lab",
     "bitten.lab.slurm",
     "bitten.ucloud.lab",
+    "bitten.cooling.lab",
 )
 
 
