@@ -32,7 +32,7 @@ import requests
 from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
 from bitten.cooling.httpserve import base_url, in_thread
-from bitten.cooling.simulator import ConstantLoad, CduSimulator, Plant, serve_cdus
+from bitten.cooling.simulator import CduSimulator, ConstantLoad, Plant, serve_cdus
 from bitten.cooling.slurm import MemorySlurm
 
 ACTIONS = {k: {"drain": k != "stale"} for k in ("leak", "pump_failed", "low_flow", "high_supply_temperature", "stale")}
@@ -174,7 +174,8 @@ def main() -> None:
 
     cdus, cycles = 100, 5
     agent_cpu, base_cpu, agent_wall, base_wall, docs = cpu_per_cycle(cdus, cycles)
-    print(f"poll cycle with {cdus} CDUs ({docs} documents), mean of {cycles} cycles: agent CPU {agent_cpu * 1000:.0f} ms "
+    print(f"poll cycle with {cdus} CDUs ({docs} documents), mean of {cycles} cycles: agent CPU "
+          f"{agent_cpu * 1000:.0f} ms "
           f"vs bare GET+JSON loop {base_cpu * 1000:.0f} ms = {agent_cpu / base_cpu:.2f}x; wall {agent_wall:.2f} s "
           f"(16 threads) vs {base_wall:.2f} s (1 thread)")
 
