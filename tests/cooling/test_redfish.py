@@ -75,6 +75,17 @@ def test_simulator_setpoint_write_within_range(cdu_sim) -> None:  # type: ignore
         cdu.set_supply_temperature(50, writes_enabled=True)
 
 
+def test_session_auth(cdu_sim) -> None:  # type: ignore[no-untyped-def]
+    sim, server = cdu_sim
+    cdu = RedfishCdu("sim", base_url(server), "1", username="agent", password="s3cret", auth="session")
+    assert cdu.read().health == "OK"
+    assert cdu.session.auth is None and cdu._token in sim.tokens  # a session token, not basic auth
+    sim.tokens.clear()  # the service forgot the session: the client logs in again
+    assert cdu.read().health == "OK" and cdu._token in sim.tokens
+    with pytest.raises(DeviceError, match="session login refused"):
+        RedfishCdu("sim", base_url(server), "1", username="agent", password="nope", auth="session").read()
+
+
 def test_wrong_password_is_a_device_error(cdu_sim) -> None:  # type: ignore[no-untyped-def]
     _sim, server = cdu_sim
     with pytest.raises(DeviceError, match="HTTP 401"):

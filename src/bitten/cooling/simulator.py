@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import subprocess
 import threading
 import time
@@ -192,6 +193,7 @@ class CduSimulator:
         self.sub_lock = threading.Lock()
         self.event_id = 0
         self.setpoint_bounds = (20.0, 45.0)
+        self.tokens: set[str] = set()
 
     # --- events ---
     def emit(self, message_id: str, message: str, origin: str, severity: str = "Critical") -> None:
@@ -384,6 +386,8 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
         def _authorised(self, path: str) -> bool:
             if sim.username is None or path.rstrip("/") in (R, "/redfish") or path.startswith("/sim/"):
                 return True
+            if self.headers.get("X-Auth-Token") in sim.tokens:
+                return True
             header = self.headers.get("Authorization", "")
             if header.startswith("Basic "):
                 user, _, pw = b64decode(header[6:]).decode("utf-8", "replace").partition(":")
@@ -465,6 +469,17 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
+            if path.rstrip("/") == f"{R}/SessionService/Sessions":
+                body = self._body()
+                if sim.username is not None and (body.get("UserName"), body.get("Password")) == (sim.username,
+                                                                                                 sim.password):
+                    token = secrets.token_hex(16)
+                    sim.tokens.add(token)
+                    self._send(201, {"Id": token[:8], "UserName": sim.username},
+                               {"X-Auth-Token": token, "Location": f"{R}/SessionService/Sessions/{token[:8]}"})
+                else:
+                    self._send(401, {"error": "bad credentials"})
+                return
             if not path.startswith("/sim/"):
                 self._send(405, {"error": "read-only service (the simulator's controls are under /sim/)"})
                 return
