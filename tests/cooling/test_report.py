@@ -7,6 +7,7 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -81,6 +82,9 @@ def test_formats(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<polyline" in page
     assert "reused heat (kW)" in page and "IT power (kW)" in page
     assert page.count("<polyline") >= 3  # the heat line is broken at its gap
+    svg = page[page.index("<svg"):page.index("</svg>") + len("</svg>")]
+    root = ElementTree.fromstring(svg)  # well-formed SVG, as a browser will parse it
+    assert root.tag.endswith("svg") and len(root) > 10
 
 
 def test_cli_report(tmp_path: Path) -> None:
