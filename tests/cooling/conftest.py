@@ -20,9 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def fixtures_dir() -> Path:
-    """shared/fixtures beside the checkout (or any parent of it); BITTEN_FIXTURES overrides."""
+    """tests/fixtures (the mockups the repository ships), else shared/fixtures beside the checkout;
+    BITTEN_FIXTURES overrides."""
     if os.environ.get("BITTEN_FIXTURES"):
         return Path(os.environ["BITTEN_FIXTURES"])
+    if (REPO / "tests" / "fixtures" / "redfish-mockups" / "public-cooling-unit").is_dir():
+        return REPO / "tests" / "fixtures"
     for parent in REPO.parents:
         candidate = parent / "shared" / "fixtures"
         if candidate.is_dir():
