@@ -333,3 +333,12 @@ def register(parent: typer.Typer) -> None:
     """Add `cooling` and `energy` to the bitten command line."""
     parent.add_typer(app, name="cooling", help="the cooling agent: CDUs, meters, alarms into Slurm, the ledger")
     parent.add_typer(energy_app, name="energy", help="energy reports: PUE, ERF, ERE, REF, WUE, the EU report")
+
+
+def main() -> None:
+    """`bitten-cooling`: the same commands for the agent host, whose virtualenv holds only the agent's own
+    dependencies (the full `bitten` command also loads the hardware, UCloud and lab front ends)."""
+    agent = typer.Typer(no_args_is_help=True, help=app.info.help, pretty_exceptions_enable=False)
+    agent.registered_commands.extend(app.registered_commands)
+    agent.add_typer(energy_app, name="energy", help="energy reports: PUE, ERF, ERE, REF, WUE, the EU report")
+    agent(prog_name="bitten-cooling")
