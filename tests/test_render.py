@@ -51,6 +51,8 @@ def test_every_host_gets_the_cluster_files(bitten_tree: Path) -> None:
     manifest = (bitten_tree / "manifest.tsv").read_text().splitlines()
     assert len(manifest) == 1 + sum(len(spec.hosts(site)) for spec in FILES)
     assert any(line.startswith("gpu01\t/etc/slurm/slurm.conf\t0644\troot:root\t") for line in manifest)
+    assert any(line.startswith("ctl01\t/etc/bitten/cooling/agent.yaml\t0640\troot:bitten-cooling\t")
+               for line in manifest)
     for host in site.nodes:
         for path in ("etc/hosts", "etc/slurm/slurm.conf", "etc/slurm/gres.conf", "etc/slurm/cgroup.conf"):
             assert (bitten_tree / host / path).is_file(), (host, path)

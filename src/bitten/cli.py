@@ -70,6 +70,9 @@ def _register_subcommands() -> None:
     app.add_typer(lab_app, name="lab", help="the whole site on this machine: containers and emulators")
     app.add_typer(hardware_app, name="hardware", help="BMC state through Redfish: plan, apply, inventory")
     app.add_typer(ucloud_app, name="ucloud", help="UCloud: registration check, products, IM test double")
+    from bitten.cooling.cli import register as register_cooling
+
+    register_cooling(app)
 
 
 _register_subcommands()

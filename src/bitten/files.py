@@ -47,6 +47,10 @@ def _compute_hosts(site: Site) -> list[str]:
     return site.compute_nodes
 
 
+def _cooling_agent_hosts(site: Site) -> list[str]:
+    return site.cooling_agent_hosts
+
+
 FILES: list[FileSpec] = [
     FileSpec("/etc/hosts", "os/hosts.j2", _all_hosts, description="every host of the site, from the inventory"),
     FileSpec("/etc/slurm/slurm.conf", "slurm/slurm.conf.j2", _slurm_hosts, description="Slurm cluster config"),
@@ -63,6 +67,8 @@ FILES: list[FileSpec] = [
              group="ucloud", description="UCloud IM: identity-management secrets"),
     FileSpec("/etc/bitten/gpu-node.json", "gpu/gpu-node.json.j2", _compute_hosts, per_host=True,
              description="the GPUs a node's hardware profile promises; bitten-gpu-health checks against it"),
+    FileSpec("/etc/bitten/cooling/agent.yaml", "cooling/agent.yaml.j2", _cooling_agent_hosts, mode="0640",
+             group="bitten-cooling", description="cooling agent: CDUs, meters, register maps, loops, ledger"),
 ]
 
 

@@ -13,6 +13,7 @@ LAYERS: tuple[str, ...] = (
     "bitten.lab.slurm",
     "bitten.lab.gpu",
     "bitten.ucloud.lab",
+    "bitten.cooling.lab",
 )
 
 

@@ -19,7 +19,7 @@ SITE_VARS: dict[str, str] = {
     "bitten_partitions": "Slurm partitions",
     "bitten_qos": "Slurm QoS",
     "bitten_accounts": "Slurm accounts",
-    "bitten_cooling": "coolants, CDUs, heat meters, register maps and cooling loops",
+    "bitten_cooling": "coolants, CDUs, meters, register maps, cooling loops, the energy ledger and the agent",
     "bitten_ucloud": "UCloud provider and machine types",
     "bitten_assumptions": "values of this site that are not publicly known",
     "bitten_lab": "how `bitten lab` builds the site on one machine (lab inventories only)",
@@ -221,7 +221,7 @@ def _declared(site_raw: Mapping[str, Any]) -> dict[str, set[str]]:
         "partitions": names("bitten_partitions"),
         "qos": names("bitten_qos"),
         **{section: _keys(cooling.get(section)) for section in
-           ("coolants", "cdus", "heat_meters", "register_maps", "loops")},
+           ("coolants", "cdus", "heat_meters", "meters", "register_maps", "loops")},
     }
 
 
