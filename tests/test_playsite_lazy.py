@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bitten.playsite import _plain
+from bitten.playsite import _resolved
 from bitten.site.model import Account
 from bitten.site.problems import origin_of
 
@@ -23,13 +23,13 @@ def test_lazy_lists_become_plain_values_pydantic_can_read() -> None:
         # what a play's hostvars can hold: read directly, the list has unresolved wrappers
         with pytest.raises(ValueError, match="valid string"):
             Account.model_validate(value)
-        account = Account.model_validate(_plain(value))
+        account = Account.model_validate(_resolved(value))
     assert account.qos == ("normal", "gpu") and account.users == ("alice",)
 
 
-def test_plain_keeps_where_values_came_from() -> None:
+def test_resolved_keeps_where_values_came_from() -> None:
     origin = tags.Origin(path="/inv/group_vars/all/slurm.yml", line_num=7)
     value = origin.tag({"qos": tags.Origin(path="/inv/group_vars/all/slurm.yml", line_num=9).tag(["normal"])})
-    plain = _plain(value)
+    plain = _resolved(value)
     assert origin_of(plain) == "/inv/group_vars/all/slurm.yml:7"
     assert origin_of(plain["qos"]) == "/inv/group_vars/all/slurm.yml:9"
