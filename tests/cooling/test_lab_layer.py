@@ -23,8 +23,8 @@ from bitten.cooling.httpserve import in_thread
 from bitten.cooling.metrics import AgentCollector
 from bitten.cooling.simulator import CduSimulator, ConstantLoad, Plant, serve_cdus
 from bitten.cooling.slurm import MemorySlurm
-from bitten.cooling.tlsutil import make_ca_and_server
 from bitten.lab.lab import SERVICES, SUMMARIES, Lab
+from bitten.pki import server_tls
 from bitten.render import render_file
 from bitten.site import load_site
 
@@ -52,7 +52,7 @@ def drill(tmp_path: Path) -> Any:
     inv = root / "inventory" / "lab"
     shutil.copytree(REPO / "inventory" / "lab", inv)
     tls = root / ".lab" / "cooling"
-    make_ca_and_server(tls, ["127.0.0.1"])
+    server_tls(tls, ["127.0.0.1"])
     sim = CduSimulator([Plant(ConstantLoad(30.0))])
     server = serve_cdus(sim, certfile=str(tls / "server.pem"), keyfile=str(tls / "server.key"))
     in_thread(server)

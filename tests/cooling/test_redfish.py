@@ -15,7 +15,7 @@ from bitten.cooling.httpserve import base_url, in_thread, serve
 from bitten.cooling.mockup import serve_mockup
 from bitten.cooling.modbus import DeviceError, WriteRefused
 from bitten.cooling.redfish import RedfishCdu
-from bitten.cooling.tlsutil import make_ca_and_server
+from bitten.pki import server_tls
 from bitten.site.model import LoopLimits
 
 
@@ -93,9 +93,10 @@ def test_wrong_password_is_a_device_error(cdu_sim) -> None:  # type: ignore[no-u
 
 
 def test_tls_verified_against_the_configured_ca(tmp_path: Path, mockup_dir: Path) -> None:
-    ca, cert, key = make_ca_and_server(tmp_path / "tls", ["127.0.0.1"])
-    other_ca, _, _ = make_ca_and_server(tmp_path / "other", ["127.0.0.1"])
-    server = serve_mockup(mockup_dir, certfile=str(cert), keyfile=str(key))
+    tls = server_tls(tmp_path / "tls", ["127.0.0.1"])
+    other_ca = server_tls(tmp_path / "other", ["127.0.0.1"]).ca
+    ca = tls.ca
+    server = serve_mockup(mockup_dir, certfile=str(tls.cert), keyfile=str(tls.key))
     in_thread(server)
     try:
         url = base_url(server, "https")

@@ -68,9 +68,9 @@ def recap(output: str) -> dict[str, tuple[int, int]]:
 
 def test_service_prepares_tls_credentials_and_one_system_per_node(lab: Lab) -> None:
     bmc = lab.state / "bmc"
-    for name in ("password", "username", "credentials.yml", "tls-key.pem", "htpasswd"):
+    for name in ("password", "username", "credentials.yml", "tls.key", "htpasswd"):
         assert (bmc / name).stat().st_mode & 0o077 == 0, f"{name} must be private"
-    assert (lab.state / "ca" / "ca-key.pem").stat().st_mode & 0o077 == 0
+    assert (lab.state / "ca" / "ca.key").stat().st_mode & 0o077 == 0
     config = yaml.safe_load((bmc / "emulator.json").read_text())
     assert config["host"] == "127.0.0.1"
     assert {s["name"]: s["macs"] for s in config["systems"]} == {h: [m] for h, m in LAB_HOSTS.items()}

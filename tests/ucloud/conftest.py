@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bitten.pki import ServerTls, server_tls
 from bitten.site import Site, load_site
 from bitten.ucloud.coredouble import CoreDouble
 
@@ -25,12 +26,9 @@ def core() -> Iterator[CoreDouble]:
 
 
 @pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A test CA and a server certificate for 127.0.0.1 (openssl)."""
-    from bitten.ucloud.labca import ensure_ca
-
-    directory = tmp_path_factory.mktemp("tls")
-    return ensure_ca(directory, ["127.0.0.1", "localhost"])
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> ServerTls:
+    """A test CA and a server certificate for 127.0.0.1."""
+    return server_tls(tmp_path_factory.mktemp("tls"), ["127.0.0.1", "localhost"])
 
 
 @pytest.fixture

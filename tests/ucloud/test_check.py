@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bitten.cli import app
+from bitten.pki import ServerTls
 from bitten.site import Site
 from bitten.ucloud import imconfig
 from bitten.ucloud.core import CoreClient, ProviderSpec
@@ -86,12 +87,12 @@ def test_no_token_is_invalid_input() -> None:
     assert "BITTEN_UCLOUD_REFRESH_TOKEN" in output
 
 
-def test_tls_check_with_ca_file(tls_files: dict[str, Path], lab_site: Site) -> None:
-    with CoreDouble("127.0.0.1", 0, {ADMIN}, str(tls_files["cert"]), str(tls_files["key"])) as core:
-        client = CoreClient(core.url, ca_file=str(tls_files["ca"]))
+def test_tls_check_with_ca_file(tls_files: ServerTls, lab_site: Site) -> None:
+    with CoreDouble("127.0.0.1", 0, {ADMIN}, str(tls_files.cert), str(tls_files.key)) as core:
+        client = CoreClient(core.url, ca_file=str(tls_files.ca))
         made = client.retrieve_provider(client.create_provider(ProviderSpec("lab", "lab.example"), ADMIN, "p"),
                                         ADMIN)
         client.register_products(imconfig.expected_products(lab_site), client.refresh(made.refresh_token))
-        code, output = run("--core-url", core.url, "--ca-file", str(tls_files["ca"]),
+        code, output = run("--core-url", core.url, "--ca-file", str(tls_files.ca),
                            env={"BITTEN_UCLOUD_REFRESH_TOKEN": made.refresh_token})
         assert code == 0, output

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import jwt
 import pytest
 
+from bitten.pki import ServerTls
 from bitten.ucloud import provider
 from bitten.ucloud.core import (
     CoreAuthError,
@@ -112,10 +112,10 @@ def test_unreachable_core_is_reported() -> None:
         client.refresh("x")
 
 
-def test_tls_verified_with_the_given_ca(tls_files: dict[str, Path]) -> None:
-    with CoreDouble("127.0.0.1", 0, {ADMIN}, str(tls_files["cert"]), str(tls_files["key"])) as double:
+def test_tls_verified_with_the_given_ca(tls_files: ServerTls) -> None:
+    with CoreDouble("127.0.0.1", 0, {ADMIN}, str(tls_files.cert), str(tls_files.key)) as double:
         assert double.url.startswith("https://")
-        ok = CoreClient(double.url, ca_file=str(tls_files["ca"]))
+        ok = CoreClient(double.url, ca_file=str(tls_files.ca))
         assert ok.browse_products("lab") == []
         untrusted = CoreClient(double.url, retries=0)
         with pytest.raises(CoreUnreachable, match="TLS to UCloud/Core"):

@@ -15,7 +15,7 @@ from bitten.cooling.config import AgentConfig
 from bitten.cooling.httpserve import Server
 from bitten.cooling.modbus_sim import ModbusSim
 from bitten.cooling.simulator import CduSimulator, ConstantLoad, Plant, SineLoad, SlurmLoad, serve_cdus
-from bitten.cooling.tlsutil import make_ca_and_server
+from bitten.pki import server_tls
 from bitten.site.model import UNITS
 
 log = logging.getLogger("bitten.cooling.plant")
@@ -73,10 +73,9 @@ def build_plant(cfg: AgentConfig, load: Any, *, bind: str, cdu_port: int, modbus
         if any(c.url.startswith("https") for c in cdus.values()):
             if tls_dir is None:
                 raise ValueError("an https CDU needs --tls-dir (its CA is written there for the agent host)")
-            if not (tls_dir / "server.pem").exists():
-                make_ca_and_server(tls_dir, [host, bind] if host != bind else [host])
-            out.ca_file = tls_dir / "ca.pem"
-            certfile, keyfile = str(tls_dir / "server.pem"), str(tls_dir / "server.key")
+            tls = server_tls(tls_dir, [host, bind] if host != bind else [host], ca_name="bitten lab CA (CDUs)")
+            out.ca_file = tls.ca
+            certfile, keyfile = str(tls.cert), str(tls.key)
         out.cdu_server = serve_cdus(out.cdu_sim, bind, cdu_port, certfile=certfile, keyfile=keyfile)
     devices = {name: d for name, d in cfg.modbus.items() if d.host == host and d.port == modbus_port}
     if devices:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from rich.table import Table
 
 from bitten.lab.lab import SERVICES, SUMMARIES, Lab, LabService
-from bitten.ucloud.labca import ensure_ca
+from bitten.pki import server_tls
 from bitten.ucloud.package import build
 
 #: the names the lab inventory refers to
@@ -52,7 +52,7 @@ def prepare(lab: Lab) -> Path:
     directory = state_dir(lab)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    ensure_ca(directory, [lab.gateway])
+    server_tls(directory, [lab.gateway], ca_name="bitten lab CA (UCloud Core double)")
     _secret_file(directory / ADMIN_TOKEN)
     _secret_file(directory / DB_PASSWORD)
     package = build("deb", directory / "pkg")
