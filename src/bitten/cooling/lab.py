@@ -137,7 +137,7 @@ def leak(lab: Lab, loop: str | None, clear: bool, timeout: float) -> int:
     if clear:
         lab.console.print(f"cleared the simulated faults on {site.cooling.loops[name].cdu}; after a leak the nodes "
                           f"stay drained until an operator resumes them: "
-                          f"podman exec {site.controllers[0]} /opt/bitten-cooling/bin/bitten cooling resume {name}")
+                          f"podman exec {site.controllers[0]} bitten-cooling resume {name}")
         return 0
     lab.console.print(f"leak injected on {site.cooling.loops[name].cdu} (loop {name}); waiting for Slurm to drain "
                       f"{', '.join(nodes)}")
