@@ -125,8 +125,12 @@ def meter_view(reading: MeterReading) -> MeterView:
     return view
 
 
-def backoff(failures: int, base: float, cap: float = 300.0) -> float:
-    """Seconds before the next attempt after ``failures`` consecutive failures (exponential, jittered)."""
+def backoff(failures: int, base: float, cap: float = 60.0) -> float:
+    """Seconds before the next attempt after ``failures`` consecutive failures (exponential, jittered).
+
+    Capped at a minute: a CDU that comes back should be seen again within about a minute, and one request a
+    minute to a device that is down costs nothing.
+    """
     delay = min(base * 2 ** max(0, failures - 1), max(cap, base))
     return float(delay * random.uniform(0.8, 1.2))
 
