@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
+from bitten.cooling.httpserve import base_url, in_thread
+from bitten.cooling.mockup import serve_mockup
 from bitten.pki import CertificateAuthority
 from bitten.redfish.credentials import Credentials
 from bitten.redfish.emulator import EmulatorServer, SystemSpec, write_htpasswd
 from bitten.redfish.faults import FaultInjector
 from bitten.redfish.fleet import Settings
 from bitten.redfish.ilo import IloFake, IloSpec
-from bitten.redfish.mockup import MockupApp
 from bitten.redfish.serving import WsgiServer
 from bitten.redfish.transport import Endpoint, RetryPolicy, Timeouts, Tls
 
@@ -130,13 +131,18 @@ def start_ilo(pki: Pki) -> Iterator[Callable[..., Ilo]]:
 
 
 @pytest.fixture
-def mockup(pki: Pki) -> Iterator[WsgiServer]:
-    """DMTF's public-rackmount1 mockup, read-only, over TLS."""
+def mockup(pki: Pki) -> Iterator[str]:
+    """The URL of DMTF's public-rackmount1 mockup, served read-only over TLS (the `bitten cooling mockup` server)."""
     root = MOCKUPS / "public-rackmount1"
     if not root.is_dir():
         pytest.skip(f"{root} is not available")
-    with WsgiServer(MockupApp(root), cert=(pki.cert, pki.key)) as server:
-        yield server
+    server = serve_mockup(root, certfile=str(pki.cert), keyfile=str(pki.key))
+    in_thread(server)
+    try:
+        yield base_url(server, "https")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 REPO = Path(__file__).resolve().parents[2]

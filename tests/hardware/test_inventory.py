@@ -8,17 +8,16 @@ from bitten.redfish import run_node
 from bitten.redfish.emulator import SystemSpec
 from bitten.redfish.fleet import Target
 from bitten.redfish.plan import Desired, Options
-from bitten.redfish.serving import WsgiServer
 from bitten.redfish.transport import Endpoint
 
 from .conftest import CREDS, Emulator, Pki
 
 
-def mockup_target(server: WsgiServer, desired: Desired | None = None) -> Target:
-    return Target(Endpoint("web483", server.url, "437XR1138R2", "generic"), desired or Desired(), CREDS)
+def mockup_target(url: str, desired: Desired | None = None) -> Target:
+    return Target(Endpoint("web483", url, "437XR1138R2", "generic"), desired or Desired(), CREDS)
 
 
-def test_inventory_from_the_dmtf_rackmount_mockup(mockup: WsgiServer, pki: Pki) -> None:
+def test_inventory_from_the_dmtf_rackmount_mockup(mockup: str, pki: Pki) -> None:
     result = run_node(mockup_target(mockup), "inventory", settings=pki.settings)
     assert result.ok, result.error
     inv = result.inventory
@@ -36,7 +35,7 @@ def test_inventory_from_the_dmtf_rackmount_mockup(mockup: WsgiServer, pki: Pki) 
     assert inv.as_dict()["cores"] == 8
 
 
-def test_plan_against_the_mockup_reads_bios_and_pending(mockup: WsgiServer, pki: Pki) -> None:
+def test_plan_against_the_mockup_reads_bios_and_pending(mockup: str, pki: Pki) -> None:
     # the mockup's Bios/Settings already stages NicBoot2 and ProcTurboMode (among others)
     desired = Desired(bios={"ProcTurboMode": "Disabled", "PowerProfile": "MaxPerf", "NicBoot2": "NetworkBoot",
                             "ProcHyperthreading": "Disabled"}, boot_mac="12:44:6a:3b:04:11")
