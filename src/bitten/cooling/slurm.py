@@ -3,13 +3,14 @@ with an in-memory cluster and runs for real (``Scontrol``) against slurmctld in 
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import hostlist
+
+from bitten.gpu.slurm import parse_nodes
 
 #: every reason the agent sets starts with this, and it only ever resumes nodes whose reason does
 REASON_PREFIX = "bitten-cooling:"
@@ -43,24 +44,9 @@ class Slurm(Protocol):
     def resume(self, nodes: Sequence[str]) -> None: ...
 
 
-_STATE = re.compile(r"(?:^|\s)State=(\S+)")
-_NAME = re.compile(r"^NodeName=(\S+)")
-_REASON = re.compile(r"(?:^|\s)Reason=(.*?)(?=\s+[A-Za-z]+=|$)")
-
-
 def parse_show_node(text: str) -> dict[str, NodeState]:
-    """Parse `scontrol show node -o` (one node per line)."""
-    out: dict[str, NodeState] = {}
-    for line in text.splitlines():
-        name = _NAME.search(line)
-        state = _STATE.search(line)
-        if not name or not state:
-            continue
-        reason = _REASON.search(line)
-        text_reason = reason.group(1).strip() if reason else ""
-        text_reason = re.sub(r"\s*\[[^\]]*@[^\]]*\]$", "", text_reason)  # "[user@time]" Slurm appends
-        out[name.group(1)] = NodeState(name.group(1), state.group(1), "" if text_reason == "(null)" else text_reason)
-    return out
+    """Parse `scontrol show node -o` (one node per line) with the GPU health check's parser."""
+    return {name: NodeState(name, node.state, node.reason or "") for name, node in parse_nodes(text).items()}
 
 
 class Scontrol:

@@ -17,6 +17,7 @@ MAX_REASON = 200
 _REASON_STAMPED = re.compile(r"\bReason=(?P<reason>.*?) \[(?P<who>[^\]@]+)@(?P<when>[^\]]+)\]")
 _REASON_BARE = re.compile(r"\bReason=(?P<reason>.*?)(?=\s+\w+=|$)")
 _STATE = re.compile(r"\bState=(?P<state>\S+)")
+_NAME = re.compile(r"^\s*NodeName=(?P<name>\S+)")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,20 @@ def parse_node(text: str, name: str) -> NodeState:
         reason = None
     return NodeState(name=name, state=state["state"], reason=reason or None,
                      reason_user=stamped["who"] if stamped else None)
+
+
+def parse_nodes(text: str) -> dict[str, NodeState]:
+    """Every node of ``scontrol show node -o`` (one node per line); lines without NodeName= or State= are skipped."""
+    nodes: dict[str, NodeState] = {}
+    for line in text.splitlines():
+        name = _NAME.match(line)
+        if name is None:
+            continue
+        try:
+            nodes[name["name"]] = parse_node(line, name["name"])
+        except ValueError:
+            continue
+    return nodes
 
 
 class Action(Enum):
