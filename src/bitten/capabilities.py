@@ -29,6 +29,7 @@ from bitten.ucloud.capability import CAPABILITY as UCLOUD
 #: in the order their files appear in `bitten render` and their checks run
 CAPABILITIES: tuple[Capability, ...] = (BASE, HARDWARE, SLURM, GPU, UCLOUD, COOLING)
 
+_BY_NAME: dict[str, Capability] = {cap.name: cap for cap in CAPABILITIES}
 CHECKS: tuple[Check, ...] = tuple(check for cap in CAPABILITIES for check in cap.checks)
 FILES: tuple[FileSpec, ...] = tuple(spec for cap in CAPABILITIES for spec in cap.files)
 _CAPABILITY_FILTERS = {name: fn for cap in CAPABILITIES for name, fn in cap.filters.items()}
@@ -53,9 +54,33 @@ def site_from_play(variables: Mapping[str, Any]) -> Site:
     return _play.site_from_play(variables, CHECKS)
 
 
-def facts(site: Site, host: str) -> dict[str, Any]:
+def facts(site: Site, host: str, names: Sequence[str] = ()) -> dict[str, Any]:
     """Derived values for ``host``, by capability name (the lookup bitten_facts)."""
-    return {cap.name: dict(cap.facts(site, host)) for cap in CAPABILITIES if cap.facts is not None}
+    return facts_for(site, [host], names)[host]
+
+
+def facts_for(site: Site, hosts: Sequence[str], names: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Derived values for each of ``hosts`` (all capabilities, or those ``names`` gives), computed in one pass.
+
+    Every capability's facts include ``files``: the paths of its generated files the host gets.
+    """
+    unknown = [name for name in names if name not in _BY_NAME]
+    if unknown:
+        raise KeyError(f"no capability named {', '.join(unknown)}; known: {', '.join(_BY_NAME)}")
+    missing = [host for host in hosts if host not in site.nodes]
+    if missing:
+        raise KeyError(f"host(s) {', '.join(missing)} not in the site {site.info.name}")
+    chosen = [_BY_NAME[name] for name in names] if names else list(CAPABILITIES)
+    receivers = {id(spec): set(spec.hosts(site)) for cap in chosen for spec in cap.files}
+    out: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        per_cap: dict[str, Any] = {}
+        for cap in chosen:
+            values = dict(cap.facts(site, host)) if cap.facts is not None else {}
+            values["files"] = [spec.path for spec in cap.files if host in receivers[id(spec)]]
+            per_cap[cap.name] = values
+        out[host] = per_cap
+    return out
 
 
 def render_file(site: Site, path: str, host: str, secrets: Mapping[str, str] | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bitten.base.facts import facts
 from bitten.core.capability import Capability
 from bitten.core.files import FileSpec
 from bitten.site.model import Site
@@ -15,4 +16,5 @@ CAPABILITY = Capability(
     name="base",
     files=(FileSpec("/etc/hosts", _all_hosts, "base/hosts.j2",
                     description="every host of the site, from the inventory"),),
+    facts=facts,
 )

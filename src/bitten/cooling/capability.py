@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bitten.cooling.checks import check_cooling
+from bitten.cooling.facts import CONFIG_PATH, facts
 from bitten.core.capability import Capability
 from bitten.core.files import FileSpec
 from bitten.site.model import Site
@@ -16,7 +17,8 @@ CAPABILITY = Capability(
     name="cooling",
     checks=(check_cooling,),
     files=(
-        FileSpec("/etc/bitten/cooling/agent.yaml", _agent_hosts, "cooling/agent.yaml.j2", mode="0640",
+        FileSpec(CONFIG_PATH, _agent_hosts, "cooling/agent.yaml.j2", mode="0640",
                  group="bitten-cooling", description="cooling agent: CDUs, meters, register maps, loops, ledger"),
     ),
+    facts=facts,
 )

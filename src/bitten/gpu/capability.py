@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bitten.core.capability import Capability
 from bitten.core.files import FileSpec
+from bitten.gpu.facts import facts
 from bitten.site.model import Site
 
 
@@ -21,4 +22,5 @@ CAPABILITY = Capability(
         FileSpec("/etc/bitten/gpu-node.json", _compute_hosts, "gpu/gpu-node.json.j2", per_host=True,
                  description="the GPUs a node's hardware profile promises; bitten-gpu-health checks against it"),
     ),
+    facts=facts,
 )

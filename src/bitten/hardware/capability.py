@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from bitten.core.capability import Capability
 from bitten.hardware.checks import check_bmcs
+from bitten.hardware.facts import facts
 
-CAPABILITY = Capability(name="hardware", checks=(check_bmcs,))
+CAPABILITY = Capability(name="hardware", checks=(check_bmcs,), facts=facts)

@@ -12,7 +12,7 @@ from functools import cached_property
 from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, StringConstraints, field_validator, model_validator
 
 DnsLabel = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", min_length=1, max_length=63)
@@ -706,6 +706,12 @@ class UCloud(Strict):
     log_retention_days: int = Field(default=180, ge=1)
     #: envoy's local port, behind the TLS terminator on public_port
     gateway_port: int = Field(default=8889, ge=1, le=65535)
+    #: where the frontend keeps the certificate (server.pem) and key (server.key) nginx serves on public_port
+    tls_directory: str = "/etc/ucloud/tls"
+    #: addresses or networks that may reach the IM's internal ports (metrics, envoy's plain-HTTP gateway, the IM
+    #: server and users' instances) besides loopback; empty: every host of the site (compute nodes reach srun's
+    #: ephemeral ports on a login node, which fall in the same range)
+    trusted_sources: tuple[IPvAnyNetwork, ...] = ()
 
 
 # --- the site ---------------------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
-"""The UCloud capability: its cross-checks and the Integration Module's /etc/ucloud files."""
+"""The UCloud capability: its cross-checks, the Integration Module's /etc/ucloud files and the frontend's nginx site
+and nftables ruleset around it, and what the ucloud_im role needs to know."""
 
 from __future__ import annotations
 
 from bitten.core.capability import Capability
 from bitten.core.files import FileSpec, Renderer, SecretFn
-from bitten.site.model import GROUP_UCLOUD, Site
+from bitten.site.model import Site
 from bitten.ucloud import imconfig
 from bitten.ucloud.checks import check_ucloud
+from bitten.ucloud.facts import facts, frontends
+from bitten.ucloud.frontend import firewall
 
 _HEADERS = {
     "config": "# /etc/ucloud/config.yml: the Integration Module's provider and services (Slurm machine types, "
@@ -26,10 +29,6 @@ def _im_file(which: str) -> Renderer:
     return render
 
 
-def frontends(site: Site) -> list[str]:
-    return site.hosts_in(GROUP_UCLOUD) if site.ucloud is not None else []
-
-
 CAPABILITY = Capability(
     name="ucloud",
     checks=(check_ucloud,),
@@ -41,5 +40,11 @@ CAPABILITY = Capability(
                  group="ucloud", description="UCloud IM: refresh token and database (secrets)"),
         FileSpec("/etc/ucloud/secrets.yml", frontends, render=_im_file("secrets"), mode="0600", owner="ucloud",
                  group="ucloud", description="UCloud IM: identity-management secrets"),
+        FileSpec("/etc/nginx/sites-available/ucloud-im.conf", frontends, "ucloud/nginx-ucloud-im.conf.j2",
+                 description="UCloud IM: nginx terminates TLS on public_port in front of envoy's gateway"),
+        FileSpec("/etc/nftables.d/ucloud-im.nft", frontends, "ucloud/ucloud-im.nft.j2",
+                 description="UCloud IM: its internal ports answer loopback and the trusted sources only"),
     ),
+    facts=facts,
+    filters={"ucloud_firewall": firewall},
 )
