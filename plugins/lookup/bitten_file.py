@@ -20,6 +20,12 @@ options:
   host:
     description: the host to render for; defaults to inventory_hostname
     type: str
+  hosts:
+    description: >-
+      render one file for each of these hosts that get it, in one pass (the result is then a mapping host ->
+      content; hosts that do not get the file are left out). Roles call it once per play with C(run_once).
+    type: list
+    elements: str
   secrets:
     description: values for the secrets the template needs (from vault); without them placeholders are rendered
     type: dict
@@ -27,23 +33,26 @@ options:
 
 RETURN = r"""
 _raw:
-  description: file contents, one per term
+  description: file contents, one per term (with hosts, one mapping host -> content per term)
   type: list
-  elements: str
+  elements: raw
 """
 
 
 class LookupModule(LookupBase):
-    def run(self, terms: list[str], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
-        from bitten.capabilities import render_file, site_from_play
+    def run(self, terms: list[str], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[Any]:
+        from bitten.capabilities import render_file, render_for, site_from_play
         from bitten.site import SiteError
 
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
         host = self.get_option("host") or variables.get("inventory_hostname")
+        hosts = self.get_option("hosts")
         secrets = self.get_option("secrets")
         try:
             site = site_from_play(variables)
+            if hosts is not None:
+                return [render_for(site, str(term), [str(h) for h in hosts], secrets) for term in terms]
             return [render_file(site, str(term), str(host), secrets) for term in terms]
         except SiteError as exc:
             raise AnsibleLookupError(f"the site description is invalid:\n{exc}") from None

@@ -87,5 +87,11 @@ def render_file(site: Site, path: str, host: str, secrets: Mapping[str, str] | N
     return _files.render_file(FILES, site, path, host, secrets)
 
 
+def render_for(site: Site, path: str, hosts: Sequence[str], secrets: Mapping[str, str] | None = None,
+               ) -> dict[str, str]:
+    """The content each of ``hosts`` that gets ``path`` gets (a file the same on every host is rendered once)."""
+    return _files.render_for(FILES, site, path, hosts, secrets)
+
+
 def render_tree(site: Site, out: Path, progress: Any = None) -> RenderResult:
     return _files.render_tree(FILES, site, out, progress)

@@ -88,6 +88,25 @@ def render_file(specs: Sequence[FileSpec], site: Site, path: str, host: str,
     return content(spec, site, host, secrets)
 
 
+def render_for(specs: Sequence[FileSpec], site: Site, path: str, hosts: Sequence[str],
+               secrets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``path``'s content for each of ``hosts`` that gets it; a cluster-wide file is rendered once."""
+    spec = spec_for(specs, path)
+    receivers = set(spec.hosts(site))
+    out: dict[str, str] = {}
+    shared: str | None = None
+    for host in hosts:
+        if host not in receivers:
+            continue
+        if spec.per_host:
+            out[host] = content(spec, site, host, secrets)
+        else:
+            if shared is None:
+                shared = content(spec, site, host, secrets)
+            out[host] = shared
+    return out
+
+
 @dataclass
 class RenderResult:
     files: int
