@@ -7,6 +7,7 @@ emulator in its own session and waits until it answers; ``python bmc.py stop DIR
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -61,10 +62,8 @@ def stop(directory: Path) -> None:
     if not pidfile.exists():
         return
     pid = int(pidfile.read_text())
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     pidfile.unlink()
 
 
