@@ -28,7 +28,7 @@ import yaml
 
 from bitten.core.pki import CertificateAuthority
 from bitten.core.redfish.connection import Tls
-from bitten.hardware import Credentials, Desired, Endpoint, run_fleet, run_node
+from bitten.hardware import Credentials, DesiredBmcState, Endpoint, run_fleet, run_node
 from bitten.hardware.fleet import Settings, Target
 from bitten.lab.doubles.bmc_emulator import SystemSpec, write_htpasswd
 from bitten.site.model import Boot
@@ -77,7 +77,7 @@ class Emulator:
 def targets(emu: Emulator) -> list[Target]:
     """Each node as a site would describe it: BMC, desired state, and the boot MAC bitten checks first."""
     return [Target(Endpoint(s.name, emu.url(s.name), s.name, "generic"),
-                   Desired(bios=BIOS, boot=Boot(target="Pxe"), power="On", boot_mac=s.macs[0]),
+                   DesiredBmcState(bios=BIOS, boot=Boot(target="Pxe"), power="On", boot_mac=s.macs[0]),
                    Credentials(USER, PASSWORD)) for s in emu.specs]
 
 

@@ -170,7 +170,16 @@ def main() -> None:
     try:
         from pydantic import ValidationError
 
-        from bitten.hardware import Credentials, Desired, Endpoint, Options, RetryPolicy, Timeouts, Tls, run_node
+        from bitten.hardware import (
+            Credentials,
+            DesiredBmcState,
+            Endpoint,
+            Options,
+            RetryPolicy,
+            Timeouts,
+            Tls,
+            run_node,
+        )
         from bitten.hardware.fleet import Settings, Target
         from bitten.site.model import Bmc, Boot
     except ImportError as exc:
@@ -183,7 +192,7 @@ def main() -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'boot'}: {e['msg']}" for e in exc.errors())
         module.fail_json(msg=f"host {p['host']}: invalid bmc or boot: {problems}")
     endpoint = Endpoint(host=p["host"], url=bmc.url, system_id=bmc.system_id, flavour=bmc.flavour)
-    desired = Desired(bios=p["bios"] or {}, boot=boot, power=p["power"], boot_mac=p["boot_mac"])
+    desired = DesiredBmcState(bios=p["bios"] or {}, boot=boot, power=p["power"], boot_mac=p["boot_mac"])
     settings = Settings(tls=Tls(verify=p["validate_certs"], ca_file=p["ca_path"]),
                         timeouts=Timeouts(connect=min(10.0, p["timeout"]), read=p["timeout"],
                                           power=p["power_timeout"]),

@@ -24,12 +24,13 @@ from bitten.core.redfish.errors import (
 from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import FleetResult, NodeResult, Settings, Target, run_fleet, run_node
 from bitten.hardware.inventory import Inventory, read_inventory
-from bitten.hardware.node import Node
-from bitten.hardware.plan import Change, Desired, Observed, Options, Plan, make_plan
+from bitten.hardware.node import BmcNode
+from bitten.hardware.plan import Change, DesiredBmcState, Observed, Options, Plan, make_plan
 
 __all__ = [
-    "BmcAuthError", "BmcRequestError", "BmcServerError", "BmcUnreachable", "BmcUnsupported", "Change", "Connection",
-    "CredentialStore", "Credentials", "CredentialsError", "Desired", "Endpoint", "FleetResult", "Inventory", "Node",
-    "NodeResult", "Observed", "Options", "Plan", "PlanError", "PowerTimeout", "RedfishError", "RetryPolicy",
+    "BmcAuthError", "BmcNode", "BmcRequestError", "BmcServerError", "BmcUnreachable", "BmcUnsupported", "Change",
+    "Connection", "CredentialStore", "Credentials", "CredentialsError", "DesiredBmcState", "Endpoint", "FleetResult",
+    "Inventory", "NodeResult", "Observed", "Options", "Plan", "PlanError", "PowerTimeout", "RedfishError",
+    "RetryPolicy",
     "Settings", "Target", "Timeouts", "Tls", "make_plan", "read_inventory", "run_fleet", "run_node",
 ]

@@ -19,8 +19,8 @@ from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Ti
 from bitten.core.redfish.credentials import Credentials
 from bitten.core.redfish.errors import CredentialsError, RedfishError
 from bitten.hardware.inventory import Inventory, read_inventory
-from bitten.hardware.node import Node
-from bitten.hardware.plan import Desired, Options, Plan, same_value
+from bitten.hardware.node import BmcNode
+from bitten.hardware.plan import DesiredBmcState, Options, Plan, same_value
 
 LOG = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Target:
     """One node to act on: its BMC, what it should hold, and the account to use."""
 
     endpoint: Endpoint
-    desired: Desired
+    desired: DesiredBmcState
     credentials: Credentials
 
     @property
@@ -123,10 +123,10 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
     result = NodeResult(host=endpoint.host, where=endpoint.where, action=action)
     start = time.monotonic()
     conn = Connection(endpoint, target.credentials, settings.tls, settings.timeouts, settings.retry, sleep)
-    node: Node | None = None
+    node: BmcNode | None = None
     try:
         with conn:
-            node = Node(conn, sleep=sleep)
+            node = BmcNode(conn, sleep=sleep)
             if action == "inventory":
                 result.inventory = read_inventory(node)
                 result.power = result.inventory.power

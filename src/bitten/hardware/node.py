@@ -21,7 +21,7 @@ from sushy.resources.manager.virtual_media import VirtualMedia
 
 from bitten.core.redfish.connection import Connection, translated
 from bitten.core.redfish.errors import BmcRequestError, PlanError, PowerTimeout
-from bitten.hardware.plan import Desired, Media, Observed, Options, Plan, make_plan, same_value
+from bitten.hardware.plan import DesiredBmcState, Media, Observed, Options, Plan, make_plan, same_value
 
 LOG = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _members(body: dict[str, Any]) -> list[str]:
     return [m["@odata.id"] for m in body.get("Members", []) if isinstance(m, dict) and "@odata.id" in m]
 
 
-class Node:
+class BmcNode:
     """A node's desired state applied through one authenticated connection."""
 
     def __init__(self, conn: Connection, sleep: Callable[[float], None] = time.sleep,
@@ -66,7 +66,7 @@ class Node:
                 self._system.refresh(force=True)
         return self._system
 
-    def observe(self, desired: Desired, options: Options | None = None) -> Observed:
+    def observe(self, desired: DesiredBmcState, options: Options | None = None) -> Observed:
         """Read what the plan needs, and nothing more (a fleet of hundreds pays for every GET)."""
         options = options or Options()
         system = self.system(refresh=True)
@@ -145,13 +145,13 @@ class Node:
         return None
 
     # --- planning --------------------------------------------------------------------------------------
-    def plan(self, desired: Desired, options: Options | None = None) -> tuple[Plan, Observed]:
+    def plan(self, desired: DesiredBmcState, options: Options | None = None) -> tuple[Plan, Observed]:
         options = options or Options()
         observed = self.observe(desired, options)
         return make_plan(self.endpoint.host, desired, observed, options), observed
 
     # --- applying --------------------------------------------------------------------------------------
-    def apply(self, desired: Desired, options: Options | None = None) -> tuple[Plan, Observed]:
+    def apply(self, desired: DesiredBmcState, options: Options | None = None) -> tuple[Plan, Observed]:
         """Plan, refuse on problems, write, wait for power, and return the plan with the state after."""
         options = options or Options()
         plan, observed = self.plan(desired, options)
@@ -209,7 +209,7 @@ class Node:
             else:
                 device.insert_media(url, inserted=True, write_protected=True)
 
-    def _set_boot(self, desired: Desired, observed: Observed) -> None:
+    def _set_boot(self, desired: DesiredBmcState, observed: Observed) -> None:
         mode = None
         if observed.boot_mode is not None:
             mode = sushy.BootSourceOverrideMode(desired.boot.mode)
@@ -241,7 +241,7 @@ class Node:
             self._sleep(min(delay, remaining))
             delay = min(delay * 2, timeouts.poll)
 
-    def _verify(self, desired: Desired, plan: Plan, after: Observed) -> None:
+    def _verify(self, desired: DesiredBmcState, plan: Plan, after: Observed) -> None:
         """The BMC accepted the writes; check that it reports them (current or pending)."""
         if plan.of("bios") and after.bios is not None:
             lost = [c.item for c in plan.of("bios")

@@ -22,8 +22,7 @@ from bitten.lab import layers
 from bitten.lab import podman as pm
 from bitten.lab.image import Recipe, ensure_image
 from bitten.lab.service import SERVICES, SUMMARIES, LabService
-from bitten.site.model import Lab as LabSettings
-from bitten.site.model import Site
+from bitten.site.model import LabSettings, Site
 
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unr>\d+)"
                    r"\s+failed=(?P<failed>\d+)")

@@ -71,7 +71,7 @@ class AssocRow:
 
 
 @dataclass
-class State:
+class AccountingState:
     clusters: set[str] = field(default_factory=set)
     qos: dict[str, QosRow] = field(default_factory=dict)
     #: account -> (description, organization)
@@ -94,9 +94,9 @@ def _rows(text: str, width: int) -> Iterable[list[str]]:
         yield [c.strip() for c in cells[:width]]
 
 
-def parse_state(outputs: Mapping[str, str]) -> State:
-    """State from the outputs of ``queries()`` (same keys)."""
-    state = State()
+def parse_state(outputs: Mapping[str, str]) -> AccountingState:
+    """AccountingState from the outputs of ``queries()`` (same keys)."""
+    state = AccountingState()
     for (name,) in _rows(outputs.get("clusters", ""), 1):
         state.clusters.add(name)
     for cells in _rows(outputs.get("qos", ""), 8):
@@ -195,7 +195,7 @@ class UserSpec:
 
 
 @dataclass(frozen=True)
-class Desired:
+class DesiredAccounting:
     cluster: str
     qos: tuple[Qos, ...] = ()
     accounts: tuple[Account, ...] = ()
@@ -203,7 +203,7 @@ class Desired:
 
 
 def desired_from_site(site: Site, extra_users: Sequence[Mapping[str, object]] = (), *,
-                      with_site: bool = True) -> Desired:
+                      with_site: bool = True) -> DesiredAccounting:
     """The inventory's cluster, QoS and accounts, its accounts' users, and ``extra_users`` (role variables).
 
     ``with_site`` False: only the cluster and ``extra_users`` (for roles that add a service user).
@@ -227,11 +227,11 @@ def desired_from_site(site: Site, extra_users: Sequence[Mapping[str, object]] = 
             str(level) if level else spec.admin_level,
         )
     if not with_site:
-        return Desired(site.slurm.cluster_name, users=tuple(users.values()))
-    return Desired(site.slurm.cluster_name, site.qos, site.accounts, tuple(users.values()))
+        return DesiredAccounting(site.slurm.cluster_name, users=tuple(users.values()))
+    return DesiredAccounting(site.slurm.cluster_name, site.qos, site.accounts, tuple(users.values()))
 
 
-def unknown_tres(desired: Desired, known: set[str]) -> dict[str, set[str]]:
+def unknown_tres(desired: DesiredAccounting, known: set[str]) -> dict[str, set[str]]:
     """QoS name -> TRES its limits use that slurmdbd does not know (yet)."""
     out: dict[str, set[str]] = {}
     for qos in desired.qos:
@@ -304,7 +304,7 @@ def _account_order(accounts: Sequence[Account]) -> list[Account]:
     return ordered
 
 
-def plan(desired: Desired, state: State) -> list[list[str]]:
+def plan(desired: DesiredAccounting, state: AccountingState) -> list[list[str]]:
     """sacctmgr commands (argv lists, in order) that bring ``state`` to ``desired``; empty when nothing differs."""
     cluster = desired.cluster
     commands: list[list[str]] = []
@@ -332,7 +332,7 @@ def plan(desired: Desired, state: State) -> list[list[str]]:
     return commands
 
 
-def _account_commands(cluster: str, account: Account, state: State) -> list[list[str]]:
+def _account_commands(cluster: str, account: Account, state: AccountingState) -> list[list[str]]:
     if account.default_qos and account.qos and account.default_qos not in account.qos:
         raise AccountingError(f"account {account.name}: default_qos {account.default_qos!r} is not in its qos "
                               f"list {list(account.qos)}; add it there")
@@ -370,7 +370,7 @@ def _account_commands(cluster: str, account: Account, state: State) -> list[list
     return commands
 
 
-def _user_commands(cluster: str, user: UserSpec, state: State, known_accounts: set[str]) -> list[list[str]]:
+def _user_commands(cluster: str, user: UserSpec, state: AccountingState, known_accounts: set[str]) -> list[list[str]]:
     level = None
     if user.admin_level is not None:
         level = ADMIN_LEVELS.get(user.admin_level.lower())

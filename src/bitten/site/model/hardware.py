@@ -1,0 +1,109 @@
+"""The hardware section: hardware profiles (CPUs, memory, GPUs, BIOS, boot, power) and how a node's BMC answers
+Redfish (``bitten_hardware_profiles``; a node's ``bitten_bmc``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from bitten.site.model.types import Section, Strict, keys
+
+
+class Cpu(Strict):
+    vendor: str = "AMD"
+    model: str
+    sockets: int = Field(ge=1, le=16)
+    cores_per_socket: int = Field(ge=1, le=1024)
+    threads_per_core: int = Field(default=1, ge=1, le=8)
+
+    @property
+    def cores(self) -> int:
+        return self.sockets * self.cores_per_socket
+
+    @property
+    def threads(self) -> int:
+        return self.cores * self.threads_per_core
+
+
+GpuArchitecture = Literal["volta", "ampere", "hopper", "ada", "blackwell"]
+
+
+class Gpu(Strict):
+    vendor: Literal["nvidia"] = "nvidia"
+    model: str
+    #: the GRES type Slurm and UCloud use (``gpu:<slurm_type>:<count>``)
+    slurm_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$")]
+    count: int = Field(ge=1, le=64)
+    architecture: GpuArchitecture
+    memory_gb: int = Field(ge=1)
+    #: GPUs joined by an NVSwitch fabric need Fabric Manager (and NSCQ)
+    nvswitch: bool = False
+    #: device files of the GPUs, in Slurm's hostlist-like notation
+    devices: str = "/dev/nvidia[0-7]"
+    #: per-GPU power limit at full power, used when cooling alarms cap power
+    max_power_watts: int | None = Field(default=None, ge=50)
+
+
+class Boot(Strict):
+    mode: Literal["UEFI", "Legacy"] = "UEFI"
+    #: what a provisioning run boots once: Pxe or Cd (virtual media); None leaves boot alone
+    target: Literal["Pxe", "Cd", "Hdd", "None"] = "Pxe"
+    #: ISO URL inserted as virtual media when target is Cd
+    image_url: str | None = None
+
+    @model_validator(mode="after")
+    def _image_with_cd(self) -> Boot:
+        if self.target == "Cd" and not self.image_url:
+            raise ValueError("boot target Cd needs image_url, the ISO the BMC inserts as virtual media")
+        if self.image_url is not None:
+            if self.target != "Cd":
+                raise ValueError(f"image_url is used only with target Cd (target is {self.target})")
+            if not re.match(r"^https?://[^\s/]+/\S*$", self.image_url):
+                raise ValueError(f"image_url {self.image_url!r} is not an http(s) URL")
+        return self
+
+
+class HardwareProfile(Strict):
+    vendor: str = "HPE"
+    model: str
+    cpu: Cpu
+    #: memory Slurm may hand out (RealMemory), in MiB
+    memory_mb: int = Field(ge=256)
+    gpu: Gpu | None = None
+    #: desired BIOS attributes, applied through the BMC's @Redfish.Settings object
+    bios: dict[str, str | int | bool] = Field(default_factory=dict)
+    boot: Boot = Field(default_factory=Boot)
+    #: desired power state after provisioning
+    power: Literal["On", "Off"] = "On"
+    #: Slurm node features (constraints) besides the generated ones
+    features: tuple[str, ...] = ()
+    #: values in this profile that are not publicly known
+    assumptions: tuple[str, ...] = ()
+
+
+class Bmc(Strict):
+    """Where a node's BMC answers Redfish."""
+
+    #: host[:port] of the BMC (iLO)
+    address: str
+    scheme: Literal["https", "http"] = "https"
+    #: Redfish system id under /redfish/v1/Systems/
+    system_id: str = "1"
+    #: which flavour of Redfish to expect: hpe_ilo (sessions, Oem.Hpe, Managers/1/VirtualMedia) or generic
+    flavour: Literal["hpe_ilo", "generic"] = "hpe_ilo"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.address}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.address.lower(), self.system_id)
+
+
+SECTIONS = (
+    Section("bitten_hardware_profiles", "hardware_profiles", HardwareProfile, "hardware profiles by name",
+            shape="mapping", declares={"profiles": keys()}),
+)
