@@ -12,11 +12,10 @@ and the commands on the accounting host.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bitten.site.model import Account, Qos, Site
+from bitten.site.model import Account, Qos, Site, values
 
 SACCTMGR = ("sacctmgr", "--immediate")
 QOS_FORMAT = "Name,Description,Priority,MaxWall,MaxTRESPU,MaxJobsPU,GrpTRES,Flags"
@@ -120,55 +119,24 @@ def parse_tres(text: str) -> set[str]:
 
 # --- value normalisation -----------------------------------------------------------------------------------
 
-_TIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<rest>[\d:]+)?$")
-
-
 def wall_seconds(value: str | None) -> int | None:
-    """A Slurm time limit in seconds (None: unlimited). Accepts every form sbatch(1) documents:
-    M, M:S, H:M:S, D-H, D-H:M, D-H:M:S."""
-    if value is None:
+    """A Slurm time limit in seconds (None: unlimited, or empty as sacctmgr prints an unset limit), parsed by the
+    site model's parser (bitten.site.model.values.slurm_seconds)."""
+    if value is None or not value.strip():
         return None
-    text = value.strip()
-    if text.lower() in ("", "-1", "unlimited", "infinite", "none"):
-        return None
-    match = _TIME.match(text)
-    if not match:
-        raise AccountingError(f"{value!r} is not a Slurm time (use e.g. 30, 01:00:00 or 2-00:00:00)")
-    parts = [int(p) for p in (match["rest"] or "0").split(":")]
-    if len(parts) > 3:
-        raise AccountingError(f"{value!r} is not a Slurm time (at most H:M:S after the days)")
-    if match["d"] is not None:
-        days = int(match["d"])
-        h, m, s = [*parts, 0, 0, 0][:3]
-        return ((days * 24 + h) * 60 + m) * 60 + s
-    if len(parts) == 1:
-        return parts[0] * 60
-    if len(parts) == 2:
-        return parts[0] * 60 + parts[1]
-    return (parts[0] * 60 + parts[1]) * 60 + parts[2]
-
-
-_UNITS = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024, "p": 1024 ** 3}
+    try:
+        return values.slurm_seconds(value)
+    except ValueError as exc:
+        raise AccountingError(str(exc)) from None
 
 
 def tres(value: str | None) -> dict[str, str]:
-    """A TRES string as {name: normalised count}: 'gres/gpu=4,mem=1G' -> {'gres/gpu': '4', 'mem': '1024'}."""
-    out: dict[str, str] = {}
-    for item in (value or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise AccountingError(f"{item!r} in {value!r} is not NAME=COUNT (e.g. gres/gpu=8 or cpu=128)")
-        name, _, count = item.partition("=")
-        name = name.strip().lower()
-        count = count.strip()
-        if name == "mem":
-            match = re.fullmatch(r"(\d+(?:\.\d+)?)([kmgtp]?)", count.lower())
-            if match:
-                count = str(round(float(match[1]) * _UNITS[match[2]]))
-        out[name] = count
-    return out
+    """A TRES string as {name: normalised count}: 'gres/gpu=4,mem=1G' -> {'gres/gpu': '4', 'mem': '1024'} (the site
+    model's parser, bitten.site.model.values.tres)."""
+    try:
+        return values.tres(value)
+    except ValueError as exc:
+        raise AccountingError(str(exc)) from None
 
 
 def _int_or_none(value: str | int | None) -> int | None:

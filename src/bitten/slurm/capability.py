@@ -5,7 +5,7 @@ from __future__ import annotations
 from bitten.core.capability import Capability
 from bitten.core.files import FileSpec
 from bitten.site.model import Site
-from bitten.slurm.checks import check_accounts, check_partitions, check_slurm_roles
+from bitten.slurm.checks import check_accounts, check_partitions, check_qos, check_slurm_roles
 from bitten.slurm.conf import tres_weights
 
 
@@ -19,7 +19,7 @@ def _dbd_hosts(site: Site) -> list[str]:
 
 CAPABILITY = Capability(
     name="slurm",
-    checks=(check_slurm_roles, check_partitions, check_accounts),
+    checks=(check_slurm_roles, check_partitions, check_qos, check_accounts),
     files=(
         FileSpec("/etc/slurm/slurm.conf", _slurm_hosts, "slurm/slurm.conf.j2", description="Slurm cluster config"),
         FileSpec("/etc/slurm/gres.conf", _slurm_hosts, "slurm/gres.conf.j2", description="GPUs per node"),

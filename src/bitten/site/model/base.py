@@ -10,6 +10,7 @@ from pydantic import field_validator
 
 from bitten.site.model.hardware import Bmc
 from bitten.site.model.types import DnsLabel, Section, Strict
+from bitten.site.model.values import DomainName, TimeZone
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -26,8 +27,10 @@ GROUP_COMPUTE = "compute"
 class SiteInfo(Strict):
     name: DnsLabel
     description: str = ""
-    domain: str
-    timezone: str = "UTC"
+    #: the site's DNS domain; host names are <host>.<domain>
+    domain: DomainName
+    #: a time zone of the tz database (the base role sets it on every host)
+    timezone: TimeZone = "UTC"
     location: str = ""
 
 

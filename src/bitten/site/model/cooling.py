@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bitten.site.model.types import Name, Section, Strict, keys
+from bitten.site.model.values import AbsolutePath, Host, ServiceUrl
 
 #: engineering units a register or reading may carry: unit -> (dimension, factor to the canonical unit).
 #: Canonical units: degC, K (temperature differences), L/min, kW, kWh, m3, percent, and "1" (dimensionless).
@@ -148,7 +149,7 @@ class Cdu(Strict):
     """A coolant distribution unit reached through Redfish ThermalEquipment."""
 
     #: base URL of the CDU's Redfish service (scheme://host[:port])
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]
+    url: ServiceUrl
     #: id under /redfish/v1/ThermalEquipment/CDUs/
     cdu_id: str = "1"
     coolant: str | None = None
@@ -158,7 +159,7 @@ class Cdu(Strict):
     username: str | None = None
     auth: Literal["basic", "session", "none"] = "basic"
     #: CA bundle on the agent host that signs the CDU's certificate (None: the system trust store)
-    ca_file: str | None = None
+    ca_file: AbsolutePath | None = None
     #: follow the EventService's server-sent events (where offered) for immediate alarms, besides polling
     events: bool = True
 
@@ -166,7 +167,7 @@ class Cdu(Strict):
 class ModbusDevice(Strict):
     """A Modbus TCP device: heat meter, electricity or water meter, district-heating controller, heat-reuse PLC."""
 
-    host: str
+    host: Host
     port: int = Field(default=502, ge=1, le=65535)
     unit: int = Field(default=1, ge=0, le=247)
     #: name of a register map under bitten_cooling.register_maps
@@ -316,7 +317,7 @@ class CoolingAgent(Strict):
     clear_polls: int = Field(default=3, ge=1, le=100)
     #: computed and reported heat differing by more than this fraction is flagged in the metrics
     divergence_warn: float = Field(default=0.1, gt=0)
-    state_dir: str = "/var/lib/bitten-cooling"
+    state_dir: AbsolutePath = "/var/lib/bitten-cooling"
     #: allow setpoint writes to the cooling equipment (off: the agent is read-only towards the plant)
     writes_enabled: bool = False
     #: act on Slurm (drain/resume); off: alarms are only logged and exported

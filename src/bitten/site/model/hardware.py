@@ -3,12 +3,16 @@ Redfish (``bitten_hardware_profiles``; a node's ``bitten_bmc``)."""
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import hostlist
 from pydantic import Field, StringConstraints, model_validator
 
 from bitten.site.model.types import Section, Strict, keys
+from bitten.site.model.values import HostPort, HttpUrl
+
+#: a Slurm node feature (constraint)
+Feature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)]
 
 
 class Cpu(Strict):
@@ -40,10 +44,32 @@ class Gpu(Strict):
     memory_gb: int = Field(ge=1)
     #: GPUs joined by an NVSwitch fabric need Fabric Manager (and NSCQ)
     nvswitch: bool = False
-    #: device files of the GPUs, in Slurm's hostlist-like notation
+    #: device files of the GPUs, in Slurm's hostlist-like notation; default /dev/nvidia[0-<count-1>]
     devices: str = "/dev/nvidia[0-7]"
     #: per-GPU power limit at full power, used when cooling alarms cap power
     max_power_watts: int | None = Field(default=None, ge=50)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_devices(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "devices" not in data and isinstance(data.get("count"), int) \
+                and data["count"] >= 1:
+            data = {**data, "devices": "/dev/nvidia0" if data["count"] == 1 else f"/dev/nvidia[0-{data['count'] - 1}]"}
+        return data
+
+    @model_validator(mode="after")
+    def _one_device_per_gpu(self) -> Gpu:
+        try:
+            files = hostlist.expand_hostlist(self.devices)
+        except hostlist.BadHostlist as exc:
+            raise ValueError(f"devices {self.devices!r} is not a device list in Slurm's notation "
+                             f"(e.g. /dev/nvidia[0-7]): {exc}") from None
+        if not all(str(f).startswith("/dev/") for f in files):
+            raise ValueError(f"devices {self.devices!r}: GRES device files live under /dev (e.g. /dev/nvidia[0-7])")
+        if len(files) != self.count or len(set(files)) != len(files):
+            raise ValueError(f"devices {self.devices} names {len(set(files))} device file(s) for {self.count} GPU(s): "
+                             "gres.conf would give Slurm a different count than the node has; give one file per GPU")
+        return self
 
 
 class Boot(Strict):
@@ -51,17 +77,14 @@ class Boot(Strict):
     #: what a provisioning run boots once: Pxe or Cd (virtual media); None leaves boot alone
     target: Literal["Pxe", "Cd", "Hdd", "None"] = "Pxe"
     #: ISO URL inserted as virtual media when target is Cd
-    image_url: str | None = None
+    image_url: HttpUrl | None = None
 
     @model_validator(mode="after")
     def _image_with_cd(self) -> Boot:
         if self.target == "Cd" and not self.image_url:
             raise ValueError("boot target Cd needs image_url, the ISO the BMC inserts as virtual media")
-        if self.image_url is not None:
-            if self.target != "Cd":
-                raise ValueError(f"image_url is used only with target Cd (target is {self.target})")
-            if not re.match(r"^https?://[^\s/]+/\S*$", self.image_url):
-                raise ValueError(f"image_url {self.image_url!r} is not an http(s) URL")
+        if self.image_url is not None and self.target != "Cd":
+            raise ValueError(f"image_url is used only with target Cd (target is {self.target})")
         return self
 
 
@@ -78,7 +101,7 @@ class HardwareProfile(Strict):
     #: desired power state after provisioning
     power: Literal["On", "Off"] = "On"
     #: Slurm node features (constraints) besides the generated ones
-    features: tuple[str, ...] = ()
+    features: tuple[Feature, ...] = ()
     #: values in this profile that are not publicly known
     assumptions: tuple[str, ...] = ()
 
@@ -87,7 +110,7 @@ class Bmc(Strict):
     """Where a node's BMC answers Redfish."""
 
     #: host[:port] of the BMC (iLO)
-    address: str
+    address: HostPort
     scheme: Literal["https", "http"] = "https"
     #: Redfish system id under /redfish/v1/Systems/
     system_id: str = "1"

@@ -46,6 +46,22 @@ def names(key: str = "name") -> Declares:
     return declared
 
 
+def items(key: str) -> Declares:
+    """The strings listed under ``key`` by every item of a raw list (e.g. the groups of every partition)."""
+
+    def declared(raw: Any) -> set[str]:
+        if not isinstance(raw, list):
+            return set()
+        out: set[str] = set()
+        for item in raw:
+            listed = item.get(key) if isinstance(item, Mapping) else None
+            if isinstance(listed, list | tuple):
+                out.update(str(i) for i in listed)
+        return out
+
+    return declared
+
+
 @dataclass(frozen=True)
 class Section:
     """A site-wide inventory variable (the same value on every host, normally in group_vars/all).

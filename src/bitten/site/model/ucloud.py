@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from bitten.site.model.types import Name, Section, Strict, keys
+from bitten.site.model.values import AbsolutePath, Host, HttpUrl
 
 #: IM enums (im2/pkg/config): machine payment units, intervals, product name suffixes
 MachinePaymentUnit = Literal["Cpu", "Gpu", "Memory"]
@@ -59,11 +60,11 @@ class FreeIpaIdentity(Strict):
     """FreeIPA identity management; its password is the secret ``ucloud_freeipa_password`` (secrets.yml)."""
 
     type: Literal["FreeIPA"]
-    url: str
+    url: HttpUrl
     username: str
     group_name: str = "ucloud_users"
     verify_tls: bool = True
-    ca_cert_file: str | None = None
+    ca_cert_file: AbsolutePath | None = None
     project_strategy: Literal["Default", "Date", "UUID"] = "Default"
 
 
@@ -117,7 +118,7 @@ class AccountMapper(Strict):
 class UCloudDatabase(Strict):
     """The IM's PostgreSQL database; the password is the secret ``ucloud_db_password``."""
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(default=5432, ge=1, le=65535)
     name: Name = "ucloud"
     username: Name = "ucloud"
@@ -128,16 +129,16 @@ class UCloudSsh(Strict):
     enabled: bool = True
     install_keys: bool = True
     #: host users' SSH clients reach (default: public_host)
-    host: str | None = None
+    host: Host | None = None
     port: int = Field(default=22, ge=1, le=65535)
 
 
 class UCloud(Strict):
     provider_id: Name
     #: UCloud/Core, e.g. https://cloud.sdu.dk
-    core_url: str
+    core_url: HttpUrl
     #: public name of the frontend that Core reaches (envoy behind TLS)
-    public_host: str
+    public_host: Host
     public_port: int = Field(default=443, ge=1, le=65535)
     machine_types: dict[str, MachineType] = Field(default_factory=dict)
     identity_management: Annotated[ScriptedIdentity | FreeIpaIdentity, Field(discriminator="type")] = Field(
@@ -147,10 +148,10 @@ class UCloud(Strict):
     database: UCloudDatabase = Field(default_factory=UCloudDatabase)
     ssh: UCloudSsh | None = None
     #: where the IM runs envoy and its IPC socket (the RPM's layout)
-    envoy_executable: str = "/opt/ucloud/envoy/envoy"
-    envoy_directory: str = "/var/run/ucloud/envoy"
-    ipc_directory: str = "/var/run/ucloud"
-    log_directory: str = "/var/log/ucloud"
+    envoy_executable: AbsolutePath = "/opt/ucloud/envoy/envoy"
+    envoy_directory: AbsolutePath = "/var/run/ucloud/envoy"
+    ipc_directory: AbsolutePath = "/var/run/ucloud"
+    log_directory: AbsolutePath = "/var/log/ucloud"
     log_retention_days: int = Field(default=180, ge=1)
     #: envoy's local port, behind the TLS terminator on public_port
     gateway_port: int = Field(default=8889, ge=1, le=65535)
