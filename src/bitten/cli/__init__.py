@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bitten.cli.common import InventoryArg, VaultOpt, err, load_or_exit, out
+from bitten.site import EXIT_INVALID
 
 app = typer.Typer(help="Build and run an energy-aware AI supercomputer from one inventory.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -34,13 +36,19 @@ def render(
     from rich.progress import Progress
 
     from bitten.capabilities import FILES, render_tree
+    from bitten.core.files import RenderRefused
 
     site = load_or_exit(inventory, vault_password_file)
     total = sum(len(spec.hosts(site)) for spec in FILES)
-    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
-        task = progress.add_task("rendering", total=total)
-        result = render_tree(site, out_dir, progress=lambda n: progress.advance(task, n))
-    out.print(f"wrote {result.files} files for {result.hosts} hosts ({result.unique} distinct) to {out_dir}")
+    try:
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+            task = progress.add_task("rendering", total=total)
+            result = render_tree(site, out_dir, progress=lambda n: progress.advance(task, n))
+    except RenderRefused as exc:
+        err.print(f"[red]error[/red]: {escape(str(exc))}; nothing was written")
+        raise typer.Exit(EXIT_INVALID) from None
+    out.print(f"{result.files} files for {result.hosts} hosts, {result.unique} distinct, written once each to "
+              f"{out_dir} (see {out_dir}/manifest.tsv)")
 
 
 def _register_subcommands() -> None:
