@@ -203,7 +203,7 @@ def main() -> None:
     if p["state"] == "inventory":
         result = run_node(target, "inventory", options, settings)
         if not result.ok:
-            module.fail_json(msg=result.error, error_kind=result.error_kind)
+            module.fail_json(msg=result.failure, error_kind=result.error_kind)
         module.exit_json(changed=False, power=result.power,
                          inventory=result.inventory.as_dict() if result.inventory else None)
 
@@ -217,7 +217,7 @@ def main() -> None:
         "requests": result.requests, "retries": result.retries,
     }
     if not result.ok:
-        module.fail_json(msg=result.error, error_kind=result.error_kind, **out)
+        module.fail_json(msg=result.failure, error_kind=result.error_kind, **out)
     changed = bool(plan and plan.changed)
     if module._diff and plan and plan.changed:
         out["diff"] = _diff(plan)

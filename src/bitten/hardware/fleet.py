@@ -72,8 +72,23 @@ class NodeResult:
     retries: int = 0
 
     @property
+    def blocked(self) -> bool:
+        """The plan has problems that make apply refuse (a BIOS attribute the node lacks, a wrong boot MAC)."""
+        return self.plan is not None and bool(self.plan.problems)
+
+    @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and not self.blocked
+
+    @property
+    def failure(self) -> str | None:
+        """Why the node is not ok: its error, or the problems that block its plan."""
+        if self.error is not None:
+            return self.error
+        if self.blocked:
+            assert self.plan is not None
+            return f"{self.where}: the plan has problems, apply would refuse it: " + "; ".join(self.plan.problems)
+        return None
 
     @property
     def changed(self) -> bool:

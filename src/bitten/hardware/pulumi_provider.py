@@ -138,7 +138,7 @@ class RedfishNodeProvider(ResourceProvider):
                                 retry=RetryPolicy(attempts=int(props.get("retries", 4)) + 1))
             result = run_node(target, action, options, settings, with_inventory=True)  # type: ignore[arg-type]
         if not result.ok:
-            raise RuntimeError(result.error)
+            raise RuntimeError(result.failure)
         return result
 
     @staticmethod
