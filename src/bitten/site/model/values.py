@@ -374,7 +374,8 @@ def url(value: str, *, schemes: tuple[str, ...] = ("https", "http"), path: bool 
     text = value.strip()
     parts = urlsplit(text)
     if parts.scheme not in schemes:
-        raise ValueError(f"{value!r} is not a URL with scheme {' or '.join(schemes)} (e.g. {schemes[0]}://host)")
+        kind = "an http(s) URL" if set(schemes) == {"http", "https"} else f"a URL with scheme {' or '.join(schemes)}"
+        raise ValueError(f"{value!r} is not {kind} (e.g. {schemes[0]}://host)")
     if not parts.netloc or "@" in parts.netloc:
         raise ValueError(f"{value!r} has no host (expected {parts.scheme}://host[:port]/...)")
     host_port(parts.netloc)
