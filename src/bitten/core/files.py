@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,9 @@ class FileSpec:
     render: Renderer | None = None
     #: False when the content is the same on every host that gets it (rendered once)
     per_host: bool = False
+    #: for a per-host file whose content depends on the host only through this value (its hardware profile, say):
+    #: rendered once per value
+    variant: Callable[[Site, str], Hashable] | None = None
     mode: str = "0644"
     owner: str = "root"
     group: str = "root"
@@ -133,6 +136,7 @@ def render_tree(specs: Sequence[FileSpec], site: Site, out: Path,
     written = unique = 0
     hosts: set[str] = set()
     manifest: list[str] = []
+    made: set[Path] = set()
     for spec in specs:
         targets = spec.hosts(site)
         if not targets:
@@ -140,15 +144,22 @@ def render_tree(specs: Sequence[FileSpec], site: Site, out: Path,
         # content -> hosts that get it (a cluster-wide file is rendered once)
         variants: dict[bytes, list[str]] = {}
         if spec.per_host:
+            by_key: dict[Hashable, bytes] = {}
             for host in targets:
-                variants.setdefault(content(spec, site, host).encode(), []).append(host)
+                key = spec.variant(site, host) if spec.variant is not None else host
+                data = by_key.get(key)
+                if data is None:
+                    data = by_key[key] = content(spec, site, host).encode()
+                variants.setdefault(data, []).append(host)
         else:
             variants[content(spec, site, targets[0]).encode()] = list(targets)
         relative = spec.path.lstrip("/")
         for data, members in variants.items():
-            listed = compress_hosts(members)
+            listed = members[0] if len(members) == 1 else compress_hosts(members)
             dest = tmp / relative if len(variants) == 1 else tmp / f"{relative}{BY_HOST}" / listed
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.parent not in made:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                made.add(dest.parent)
             dest.write_bytes(data)
             digest = hashlib.sha256(data).hexdigest()
             mode, owner = ("review", "-") if spec.review_only else (spec.mode, f"{spec.owner}:{spec.group}")

@@ -8,24 +8,74 @@ Ansible module, and the Pulumi stack in stacks/hardware.
 
 from __future__ import annotations
 
-from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts, Tls
-from bitten.core.redfish.credentials import Credentials
-from bitten.core.redfish.errors import (
-    BmcAuthError,
-    BmcRequestError,
-    BmcServerError,
-    BmcUnreachable,
-    BmcUnsupported,
-    CredentialsError,
-    PlanError,
-    PowerTimeout,
-    RedfishError,
-)
-from bitten.hardware.credentials import CredentialStore
-from bitten.hardware.fleet import FleetResult, NodeResult, Settings, Target, run_fleet, run_node
-from bitten.hardware.inventory import Inventory, read_inventory
-from bitten.hardware.node import BmcNode
-from bitten.hardware.plan import Change, DesiredBmcState, Observed, Options, Plan, make_plan
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real names, for type checkers
+    from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts, Tls
+    from bitten.core.redfish.credentials import Credentials
+    from bitten.core.redfish.errors import (
+        BmcAuthError,
+        BmcRequestError,
+        BmcServerError,
+        BmcUnreachable,
+        BmcUnsupported,
+        CredentialsError,
+        PlanError,
+        PowerTimeout,
+        RedfishError,
+    )
+    from bitten.hardware.credentials import CredentialStore
+    from bitten.hardware.fleet import FleetResult, NodeResult, Settings, Target, run_fleet, run_node
+    from bitten.hardware.inventory import Inventory, read_inventory
+    from bitten.hardware.node import BmcNode
+    from bitten.hardware.plan import Change, DesiredBmcState, Observed, Options, Plan, make_plan
+
+# The names below load on first use (PEP 562): importing a part of bitten.hardware (its capability, its checks)
+# does not pull in sushy and the fleet, which keeps every `bitten` command's start-up short.
+_HOMES: dict[str, str] = {
+    "BmcAuthError": "bitten.core.redfish.errors",
+    "BmcNode": "bitten.hardware.node",
+    "BmcRequestError": "bitten.core.redfish.errors",
+    "BmcServerError": "bitten.core.redfish.errors",
+    "BmcUnreachable": "bitten.core.redfish.errors",
+    "BmcUnsupported": "bitten.core.redfish.errors",
+    "Change": "bitten.hardware.plan",
+    "Connection": "bitten.core.redfish.connection",
+    "CredentialStore": "bitten.hardware.credentials",
+    "Credentials": "bitten.core.redfish.credentials",
+    "CredentialsError": "bitten.core.redfish.errors",
+    "DesiredBmcState": "bitten.hardware.plan",
+    "Endpoint": "bitten.core.redfish.connection",
+    "FleetResult": "bitten.hardware.fleet",
+    "Inventory": "bitten.hardware.inventory",
+    "NodeResult": "bitten.hardware.fleet",
+    "Observed": "bitten.hardware.plan",
+    "Options": "bitten.hardware.plan",
+    "Plan": "bitten.hardware.plan",
+    "PlanError": "bitten.core.redfish.errors",
+    "PowerTimeout": "bitten.core.redfish.errors",
+    "RedfishError": "bitten.core.redfish.errors",
+    "RetryPolicy": "bitten.core.redfish.connection",
+    "Settings": "bitten.hardware.fleet",
+    "Target": "bitten.hardware.fleet",
+    "Timeouts": "bitten.core.redfish.connection",
+    "Tls": "bitten.core.redfish.connection",
+    "make_plan": "bitten.hardware.plan",
+    "read_inventory": "bitten.hardware.inventory",
+    "run_fleet": "bitten.hardware.fleet",
+    "run_node": "bitten.hardware.fleet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BmcAuthError", "BmcNode", "BmcRequestError", "BmcServerError", "BmcUnreachable", "BmcUnsupported", "Change",

@@ -100,10 +100,10 @@ def check_addresses(site: m.Site, locator: Locator, declared: Declared) -> Itera
         if node.bmc is None:
             continue
         try:
-            bmc_host = ipaddress.ip_address(host_port(node.bmc.address)[0])
+            bmc_host = host_port(node.bmc.address)[0]
         except ValueError:
             continue
-        owner = cluster.get(str(bmc_host))
+        owner = cluster.get(bmc_host)
         if owner is not None:
             yield Problem(file=locator.find(node.name, "bitten_bmc", ["address"]), host=node.name,
                           field="bitten_bmc.address", message=f"BMC address {bmc_host} is the cluster address "

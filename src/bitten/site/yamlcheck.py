@@ -24,30 +24,54 @@ VAULT_HEADER = "$ANSIBLE_VAULT"
 
 class _Loader(_Base):  # type: ignore[misc, valid-type]
     """A safe loader that records duplicate keys (with their lines) and reads Ansible's tags (!vault, !unsafe) as
-    plain values; it keeps the line of every mapping key it builds."""
+    plain values (noting that it saw one). With ``track`` it keeps, for every mapping and list it builds, the line
+    of each key, and the line where each value starts (what Ansible's origin tags say)."""
 
-    def __init__(self, stream: Any, name: str) -> None:
+    def __init__(self, stream: Any, name: str, track: bool = True) -> None:
         super().__init__(stream)
         self.name = name
+        self.track = track
+        self.tagged = False
         self.duplicates: list[tuple[str, int, int]] = []
-        #: id of a constructed mapping -> {key: line}
+        #: id of a constructed mapping -> {key: line of the key}
         self.lines: dict[int, dict[Any, int]] = {}
+        #: id of a constructed mapping -> {key: line where its value starts}
+        self.value_lines: dict[int, dict[Any, int]] = {}
+        #: id of a constructed list -> line where each item starts
+        self.item_lines: dict[int, list[int]] = {}
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)
         out: dict[Any, Any] = {}
+        if not self.track:
+            for key_node, value_node in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in out:
+                    self.duplicates.append((str(key), 0, key_node.start_mark.line + 1))
+                out[key] = self.construct_object(value_node, deep=deep)
+            return out
         lines: dict[Any, int] = {}
+        values: dict[Any, int] = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             if key in out:
                 self.duplicates.append((str(key), lines[key], key_node.start_mark.line + 1))
             out[key] = self.construct_object(value_node, deep=deep)
             lines[key] = key_node.start_mark.line + 1
+            values[key] = value_node.start_mark.line + 1
         self.lines[id(out)] = lines
+        self.value_lines[id(out)] = values
+        return out
+
+    def construct_sequence(self, node: Any, deep: bool = False) -> list[Any]:
+        out = [self.construct_object(child, deep=deep) for child in node.value]
+        if self.track:
+            self.item_lines[id(out)] = [child.start_mark.line + 1 for child in node.value]
         return out
 
 
 def _tagged(loader: _Loader, suffix: str, node: Any) -> Any:
+    loader.tagged = True
     if isinstance(node, yaml.ScalarNode):
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
@@ -57,6 +81,7 @@ def _tagged(loader: _Loader, suffix: str, node: Any) -> Any:
 
 _Loader.add_multi_constructor("!", _tagged)
 _Loader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node, deep=True))
+_Loader.add_constructor("tag:yaml.org,2002:seq", lambda loader, node: loader.construct_sequence(node, deep=True))
 
 
 def load(path: Path) -> tuple[Any, _Loader]:

@@ -3,14 +3,13 @@ meaning, and the values the site records as not publicly known (``bitten_assumpt
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from pydantic import field_validator
 
 from bitten.site.model.hardware import Bmc
 from bitten.site.model.types import DnsLabel, Section, Strict
-from bitten.site.model.values import DomainName, TimeZone
+from bitten.site.model.values import DomainName, IPv4, TimeZone
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
@@ -37,7 +36,7 @@ class SiteInfo(Strict):
 class Node(Strict):
     name: DnsLabel
     groups: tuple[str, ...]
-    ip: ipaddress.IPv4Address
+    ip: IPv4
     hardware_profile: str | None = None
     bmc: Bmc | None = None
     boot_mac: str | None = None

@@ -318,9 +318,14 @@ def _domain(value: object) -> str:
 DomainName = Annotated[str, BeforeValidator(_domain)]
 
 
+_IPV4 = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$")
+
+
 def host(value: str) -> str:
     """An IP address or a DNS name (IPv6 without brackets)."""
     text = value.strip()
+    if _IPV4.match(text):  # the common case, without ipaddress's parser
+        return text
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -333,6 +338,18 @@ def host(value: str) -> str:
 def _host(value: object) -> str:
     return host(_text(value, "a host"))
 
+
+def fast_ipv4(value: object) -> object:
+    """A dotted IPv4 address as IPv4Address (built from its number, faster than parsing); anything else unchanged,
+    for pydantic's own IPv4Address validation and message."""
+    if isinstance(value, str) and _IPV4.match(value):
+        a, b, c, d = value.split(".")
+        return ipaddress.IPv4Address((int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d))
+    return value
+
+
+#: an IPv4 address (pydantic's validation and messages, a faster path for the common dotted form)
+IPv4 = Annotated[ipaddress.IPv4Address, BeforeValidator(fast_ipv4)]
 
 #: an IP address or DNS name
 Host = Annotated[str, BeforeValidator(_host)]
