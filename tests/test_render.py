@@ -67,13 +67,15 @@ def test_every_host_gets_the_cluster_files(bitten_tree: Path) -> None:
                for line in manifest)
     assert any(line.startswith("/etc/bitten/cooling/agent.yaml\tctl01\t0640\troot:bitten-cooling\t")
                for line in manifest)
-    assert len(manifest) == 1 + sum(1 if not spec.per_host else len(spec.hosts(site)) for spec in FILES)
+    # per-host files only where they differ: gpu-node.json once per hardware profile
+    assert len(manifest) == 1 + len(FILES) + 1
+    assert hosts_of["/etc/bitten/gpu-node.json"] in ("cpu[01-32]", "gpu[01-16]")
     for host in site.nodes:
         for path in ("/etc/hosts", "/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm/cgroup.conf"):
             assert rendered(bitten_tree, host, path).is_file(), (host, path)
             assert rendered(bitten_tree, host, path) == bitten_tree / path.lstrip("/")
     assert filecmp.cmp(rendered(bitten_tree, "gpu01", "/etc/bitten/gpu-node.json"),
-                       bitten_tree / "etc/bitten/gpu-node.json.by-host/gpu01", shallow=False)
+                       bitten_tree / "etc/bitten/gpu-node.json.by-host/gpu[01-16]", shallow=False)
 
 
 def test_slurm_conf_describes_the_site(bitten_tree: Path) -> None:
@@ -132,7 +134,7 @@ def test_render_tree_shares_cluster_wide_content(tmp_path: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
     result = render_tree(site, tmp_path / "out")
     assert result.hosts == 51
-    assert result.unique == sum(1 if not spec.per_host else len(spec.hosts(site)) for spec in FILES)
+    assert result.unique == len(FILES) + 1  # every file once, gpu-node.json once per profile (gpu, cpu)
     # written once, not once per host
     assert [p.name for p in (tmp_path / "out/etc").iterdir() if p.name == "hosts"] == ["hosts"]
     assert not (tmp_path / "out/gpu01").exists()
