@@ -12,19 +12,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the real names, for type checkers
-    from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts, Tls
+    from bitten.core.redfish.connection import Connection
     from bitten.core.redfish.credentials import Credentials
+    from bitten.core.redfish.endpoint import Endpoint, Limits, Timeouts, Tls
     from bitten.core.redfish.errors import (
-        BmcAuthError,
-        BmcRequestError,
-        BmcServerError,
-        BmcUnreachable,
-        BmcUnsupported,
         CredentialsError,
         PlanError,
         PowerTimeout,
+        RedfishAuthError,
         RedfishError,
+        RedfishRequestError,
+        RedfishServerError,
+        RedfishUnreachable,
+        RedfishUnsupported,
     )
+    from bitten.core.retry import Backoff
     from bitten.hardware.credentials import CredentialStore
     from bitten.hardware.fleet import FleetResult, NodeResult, Settings, Target, run_fleet, run_node
     from bitten.hardware.inventory import Inventory, read_inventory
@@ -34,33 +36,34 @@ if TYPE_CHECKING:  # the real names, for type checkers
 # The names below load on first use (PEP 562): importing a part of bitten.hardware (its capability, its checks)
 # does not pull in sushy and the fleet, which keeps every `bitten` command's start-up short.
 _HOMES: dict[str, str] = {
-    "BmcAuthError": "bitten.core.redfish.errors",
+    "Backoff": "bitten.core.retry",
     "BmcNode": "bitten.hardware.node",
-    "BmcRequestError": "bitten.core.redfish.errors",
-    "BmcServerError": "bitten.core.redfish.errors",
-    "BmcUnreachable": "bitten.core.redfish.errors",
-    "BmcUnsupported": "bitten.core.redfish.errors",
     "Change": "bitten.hardware.plan",
     "Connection": "bitten.core.redfish.connection",
     "CredentialStore": "bitten.hardware.credentials",
     "Credentials": "bitten.core.redfish.credentials",
     "CredentialsError": "bitten.core.redfish.errors",
     "DesiredBmcState": "bitten.hardware.plan",
-    "Endpoint": "bitten.core.redfish.connection",
+    "Endpoint": "bitten.core.redfish.endpoint",
     "FleetResult": "bitten.hardware.fleet",
     "Inventory": "bitten.hardware.inventory",
+    "Limits": "bitten.core.redfish.endpoint",
     "NodeResult": "bitten.hardware.fleet",
     "Observed": "bitten.hardware.plan",
     "Options": "bitten.hardware.plan",
     "Plan": "bitten.hardware.plan",
     "PlanError": "bitten.core.redfish.errors",
     "PowerTimeout": "bitten.core.redfish.errors",
+    "RedfishAuthError": "bitten.core.redfish.errors",
     "RedfishError": "bitten.core.redfish.errors",
-    "RetryPolicy": "bitten.core.redfish.connection",
+    "RedfishRequestError": "bitten.core.redfish.errors",
+    "RedfishServerError": "bitten.core.redfish.errors",
+    "RedfishUnreachable": "bitten.core.redfish.errors",
+    "RedfishUnsupported": "bitten.core.redfish.errors",
     "Settings": "bitten.hardware.fleet",
     "Target": "bitten.hardware.fleet",
-    "Timeouts": "bitten.core.redfish.connection",
-    "Tls": "bitten.core.redfish.connection",
+    "Timeouts": "bitten.core.redfish.endpoint",
+    "Tls": "bitten.core.redfish.endpoint",
     "make_plan": "bitten.hardware.plan",
     "read_inventory": "bitten.hardware.inventory",
     "run_fleet": "bitten.hardware.fleet",
@@ -78,9 +81,36 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BmcAuthError", "BmcNode", "BmcRequestError", "BmcServerError", "BmcUnreachable", "BmcUnsupported", "Change",
-    "Connection", "CredentialStore", "Credentials", "CredentialsError", "DesiredBmcState", "Endpoint", "FleetResult",
-    "Inventory", "NodeResult", "Observed", "Options", "Plan", "PlanError", "PowerTimeout", "RedfishError",
-    "RetryPolicy",
-    "Settings", "Target", "Timeouts", "Tls", "make_plan", "read_inventory", "run_fleet", "run_node",
+    "Backoff",
+    "BmcNode",
+    "Change",
+    "Connection",
+    "CredentialStore",
+    "Credentials",
+    "CredentialsError",
+    "DesiredBmcState",
+    "Endpoint",
+    "FleetResult",
+    "Inventory",
+    "Limits",
+    "NodeResult",
+    "Observed",
+    "Options",
+    "Plan",
+    "PlanError",
+    "PowerTimeout",
+    "RedfishAuthError",
+    "RedfishError",
+    "RedfishRequestError",
+    "RedfishServerError",
+    "RedfishUnreachable",
+    "RedfishUnsupported",
+    "Settings",
+    "Target",
+    "Timeouts",
+    "Tls",
+    "make_plan",
+    "read_inventory",
+    "run_fleet",
+    "run_node",
 ]
