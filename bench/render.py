@@ -38,8 +38,10 @@ def synthetic_site(nodes: int, dest: Path) -> Path:
     gpu = max(1, nodes // 8)
 
     def host(i: int, net: int) -> dict[str, object]:
-        return {"bitten_ip": f"10.{20 + net}.{i // 250}.{i % 250 + 1}",
-                "bitten_bmc": {"address": f"10.{40 + net}.{i // 250}.{i % 250 + 1}"},
+        # 62,500 addresses per second octet, so 100,000 nodes stay valid IPv4 (bitten validate refuses 10.22.256.1)
+        low = f"{i // 250 % 250}.{i % 250 + 1}"
+        return {"bitten_ip": f"10.{20 + 4 * net + i // 62500}.{low}",
+                "bitten_bmc": {"address": f"10.{60 + 4 * net + i // 62500}.{low}"},
                 "bitten_boot_mac": f"02:b1:{net:02x}:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}",
                 "bitten_cooling_loop": "dlc-a"}
     service = {"slurm_controller": "ctl01", "slurm_dbd": "dbd01", "login": "login01"}
