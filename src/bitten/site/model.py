@@ -201,6 +201,11 @@ class Partition(Strict):
     billing_weights: dict[str, float | str] = Field(default_factory=dict)
     max_nodes_per_job: int | None = Field(default=None, ge=1)
     state: Literal["UP", "DOWN", "DRAIN", "INACTIVE"] = "UP"
+    #: memory a job without --mem gets per allocated GPU (DefMemPerGPU) and per allocated CPU (DefMemPerCPU), MiB;
+    #: by default each node's share (memory / GPUs, memory / CPUs) of the partition's smallest node
+    #: (bitten.slurm.conf.memory_defaults)
+    def_mem_per_gpu_mb: int | None = Field(default=None, ge=1)
+    def_mem_per_cpu_mb: int | None = Field(default=None, ge=1)
 
 
 class Qos(Strict):

@@ -7,6 +7,7 @@ from bitten.core.files import FileSpec
 from bitten.site.model import Site
 from bitten.slurm.checks import check_accounts, check_partitions, check_slurm_roles
 from bitten.slurm.conf import tres_weights
+from bitten.slurm.memory import memory_defaults
 
 
 def _slurm_hosts(site: Site) -> list[str]:
@@ -27,5 +28,5 @@ CAPABILITY = Capability(
         FileSpec("/etc/slurm/slurmdbd.conf", _dbd_hosts, "slurm/slurmdbd.conf.j2", mode="0600", owner="slurm",
                  group="slurm", description="accounting daemon; StoragePass is a secret (placeholder in render)"),
     ),
-    filters={"tres_weights": tres_weights},
+    filters={"tres_weights": tres_weights, "memory_defaults": memory_defaults},
 )
