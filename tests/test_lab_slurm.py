@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from bitten.capabilities import load_site
-from bitten.lab.lab import SUMMARIES, Lab
+from bitten.lab.lab import SUMMARIES, Lab, LabError
 from bitten.lab.layers.slurm import Probe, hint, probes, summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,7 @@ def test_summary_runs_every_probe_on_a_login_node_as_the_user_and_reports_failur
     assert "2 check(s) failed" in text
     assert "Unable to allocate resources" in text
     assert "hint" not in text  # not an account or QoS problem
+    assert panel is not None and getattr(panel, "failed", 0) == 2
 
 
 def test_an_account_or_qos_refusal_gets_a_hint() -> None:
@@ -61,6 +63,23 @@ def test_an_account_or_qos_refusal_gets_a_hint() -> None:
                   "combination specified")
     assert advice is not None and "sacctmgr show assoc user=researcher" in advice
     assert hint(site, as_root, "sbatch: error: Unable to allocate resources") is None
+
+
+def test_probes_ask_for_the_memory_they_need() -> None:
+    """Without --mem a job gets a whole node's memory and waits on a busy lab: every job asks for a little."""
+    for probe in probes(load_site([ROOT / "inventory" / "lab"])):
+        if "srun" in probe.argv or "sbatch" in " ".join(probe.argv):
+            assert "--mem=64M" in " ".join(probe.argv), probe.title
+
+
+def test_lab_up_fails_when_a_summary_check_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = _lab()
+    monkeypatch.setattr(Lab, "summary", lambda self, recap: 2)
+    for step in ("_ssh_key", "_network", "_containers", "_services"):
+        monkeypatch.setattr(Lab, step, lambda self: None)
+    monkeypatch.setattr("bitten.lab.lab.ensure_image", lambda recipe, log: ("ref", False))
+    with pytest.raises(LabError, match="2 summary check"):
+        lab.up()
 
 
 def test_the_layer_registers_its_summary() -> None:

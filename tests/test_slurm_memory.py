@@ -43,14 +43,14 @@ def test_each_nodes_share_of_the_partitions_smallest_node(tmp_path: Path) -> Non
 
 
 def test_a_partition_overrides_them(tmp_path: Path) -> None:
-    site = _site(tmp_path, [{"def_mem_per_gpu_mb": 4000}, {"def_mem_per_cpu_mb": 2000}])
+    site = _site(tmp_path, [{"def_mem_per_gpu": 4000}, {"def_mem_per_cpu": "2G"}])
     gpu, cpu = site.partitions
     assert memory_defaults(gpu, site) == {"DefMemPerCPU": 4096, "DefMemPerGPU": 4000}
-    assert memory_defaults(cpu, site) == {"DefMemPerCPU": 2000}
+    assert memory_defaults(cpu, site) == {"DefMemPerCPU": 2048}
     lines = render_file(site, "/etc/slurm/slurm.conf", "ctl").splitlines()
     assert any(line.startswith("PartitionName=gpu ") and " DefMemPerCPU=4096 DefMemPerGPU=4000 State=UP" in line
                for line in lines)
-    assert any(line.startswith("PartitionName=cpu ") and line.endswith(" DefMemPerCPU=2000 State=UP")
+    assert any(line.startswith("PartitionName=cpu ") and line.endswith(" DefMemPerCPU=2048 State=UP")
                for line in lines)
 
 

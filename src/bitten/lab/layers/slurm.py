@@ -18,7 +18,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from bitten.lab import podman as pm
-from bitten.lab.service import SUMMARIES
+from bitten.lab.service import SUMMARIES, Checked
 from bitten.site.model import GROUP_LOGIN, Partition, Site
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 #: seconds a lab job may take before the summary gives up on it
 JOB_TIMEOUT = 90
+#: what each probe asks Slurm for per node, so that it fits beside other jobs on a busy lab whatever the partition's
+#: defaults (DefMemPerGPU/DefMemPerCPU give a job without --mem a node's share; before them, the whole node)
+PROBE_RESOURCES = ["--ntasks-per-node=1", "--cpus-per-task=1", "--mem=64M"]
 
 
 @dataclass(frozen=True)
@@ -104,13 +107,15 @@ def probes(site: Site) -> list[Probe]:
     if gpu:
         nodes = len(site.partition_nodes(gpu.partition))
         out.append(Probe(f"srun on all {nodes} nodes of partition {gpu.partition.name}",
-                         [*timeout, "srun", f"--nodes={nodes}", *gpu.argv, "--time=1", "--chdir=/tmp", "hostname"],
+                         [*timeout, "srun", f"--nodes={nodes}", *gpu.argv, *PROBE_RESOURCES, "--time=1",
+                          "--chdir=/tmp", "hostname"],
                          user=gpu.user))
         script = "hostname; echo CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"
         out.append(Probe(
             "batch job with one GPU, and its accounting record",
             ["sh", "-c",
-             f"job=$({' '.join(timeout)} sbatch --parsable --wait {' '.join(gpu.argv)} --gres=gpu:1 --time=1 "
+             f"job=$({' '.join(timeout)} sbatch --parsable --wait {' '.join(gpu.argv)} {' '.join(PROBE_RESOURCES)} "
+             "--gres=gpu:1 --time=1 "
              f"--chdir=/tmp --output=/dev/null --wrap '{script}') || exit 1; "
              "for i in $(seq 15); do sacct -X -n -j $job -o JobID,Partition,QOS,State,NodeList,AllocTRES%60 "
              "| grep -q COMPLETED && break; sleep 1; done; "
@@ -119,7 +124,8 @@ def probes(site: Site) -> list[Probe]:
         ))
     if cpu:
         out.append(Probe(f"srun in partition {cpu.partition.name}",
-                         [*timeout, "srun", "--nodes=1", *cpu.argv, "--time=1", "--chdir=/tmp", "hostname"],
+                         [*timeout, "srun", "--nodes=1", *cpu.argv, *PROBE_RESOURCES, "--time=1",
+                          "--chdir=/tmp", "hostname"],
                          user=cpu.user))
     return out
 
@@ -134,7 +140,7 @@ def as_user(probe: Probe) -> list[str]:
     return probe.argv if probe.user == "root" else ["runuser", "-u", probe.user, "--", *probe.argv]
 
 
-def render(results: Sequence[tuple[Probe, int, str]], site: Site | None = None, where: str = "") -> Panel:
+def render(results: Sequence[tuple[Probe, int, str]], site: Site | None = None, where: str = "") -> Checked:
     parts: list[Text] = []
     failed = 0
     for probe, rc, output in results:
@@ -144,10 +150,10 @@ def render(results: Sequence[tuple[Probe, int, str]], site: Site | None = None, 
         parts.append(Text(output.rstrip() + "\n"))
         advice = hint(site, probe, output) if site is not None and rc != 0 else None
         if advice:
-            parts.append(Text.from_markup(f"[yellow]hint[/]: {advice}\n"))
+            parts.append(Text.assemble(("hint", "yellow"), f": {advice}\n"))
     title = f"Slurm{' on ' + where if where else ''}"
     title = title if not failed else f"{title}: {failed} check(s) failed"
-    return Panel(Group(*parts), title=title, border_style="green" if not failed else "red")
+    return Checked(Panel(Group(*parts), title=title, border_style="green" if not failed else "red"), failed)
 
 
 def summary(lab: Lab, run: Callable[[str, list[str]], tuple[int, str]] | None = None) -> object:
