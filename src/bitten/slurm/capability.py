@@ -10,6 +10,7 @@ from bitten.site.model import Site
 from bitten.slurm.accounting import AccountingState, desired_from_site, plan
 from bitten.slurm.checks import check_accounts, check_partitions, check_qos, check_slurm_roles
 from bitten.slurm.conf import tres_weights
+from bitten.slurm.memory import memory_defaults
 
 
 def _slurm_hosts(site: Site) -> list[str]:
@@ -42,5 +43,5 @@ CAPABILITY = Capability(
         FileSpec("/etc/slurm/accounting.sacctmgr", _dbd_hosts, render=_accounting, review_only=True,
                  description="QoS, limits and accounts as sacctmgr commands (review only)"),
     ),
-    filters={"tres_weights": tres_weights},
+    filters={"tres_weights": tres_weights, "memory_defaults": memory_defaults},
 )

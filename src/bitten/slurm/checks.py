@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from bitten.site import model as m
 from bitten.site.locate import Declared, Locator
+from bitten.site.model.values import memory_mib
 from bitten.site.problems import Problem
 
 
@@ -72,6 +73,7 @@ def check_partitions(site: m.Site, locator: Locator, declared: Declared) -> Iter
                                   message=f"GPU partition {part.name} contains {host}, whose hardware profile "
                                   f"{site.nodes[host].hardware_profile} has no GPUs",
                                   fix="move the node to a CPU partition or give its profile a gpu section")
+        yield from _memory_overrides(site, locator, part, index, members)
     # groups that a partition names, valid or not: a node of an invalid partition is not "in no partition"
     listed = declared["partition_groups"]
     for host in site.compute_nodes:
@@ -79,6 +81,36 @@ def check_partitions(site: m.Site, locator: Locator, declared: Declared) -> Iter
             yield Problem(file=locator.find(host, "bitten_ip"), host=host, field="partition",
                           message="compute node is in no partition",
                           fix="add one of its groups to a partition's groups in bitten_partitions")
+
+def _memory_overrides(site: m.Site, locator: Locator, part: m.Partition, index: int,
+                      members: list[str]) -> Iterator[Problem]:
+    """A partition's DefMemPerGPU/DefMemPerCPU override must let a default job use a whole node of it."""
+    field = f"bitten_partitions[{index}] ({part.name})"
+    for key, size, unit in (("def_mem_per_gpu", part.def_mem_per_gpu, "GPU"),
+                            ("def_mem_per_cpu", part.def_mem_per_cpu, "CPU")):
+        if size is None:
+            continue
+        per = memory_mib(size)
+        where = locator.find(None, "bitten_partitions", [index, key])
+        sized = []
+        for host in members:
+            profile = site.profile_of(host)
+            if profile is None or (unit == "GPU" and profile.gpu is None):
+                continue
+            sized.append((host, profile, profile.gpu.count if profile.gpu and unit == "GPU" else profile.cpu.threads))
+        if not sized and members:
+            yield Problem(file=where, field=f"{field}.{key}", message=f"the partition has no GPU nodes, so "
+                          f"{key} would never apply", fix=f"remove {key} from partition {part.name}")
+        for host, profile, count in sized:
+            if per * count > profile.memory_mb:
+                yield Problem(file=where, host=host, field=f"{field}.{key}",
+                              message=f"{per} MiB per {unit} x {count} {unit}s is more than the memory of {host} "
+                              f"({profile.memory_mb} MiB, profile {site.nodes[host].hardware_profile}): a job "
+                              f"on all of its {unit}s without --mem could never start",
+                              fix=f"at most {profile.memory_mb // count} (memory_mb / {unit}s, MiB), or leave "
+                              f"{key} out to get that share")
+                break
+
 
 def _twice(items: Sequence[m.Qos | m.Account], var: str, what: str, locator: Locator) -> Iterator[Problem]:
     """Names given twice; sacctmgr stores QoS and account names lower-case, so Gpu and gpu are one."""

@@ -14,6 +14,7 @@ from bitten.site.model.values import (
     ConfLines,
     HealthCheckNodeState,
     Host,
+    MemorySize,
     ProctrackType,
     QosFlag,
     SelectTypeParameters,
@@ -88,6 +89,11 @@ class Partition(Strict):
     billing_weights: BillingWeights = Field(default_factory=dict)
     max_nodes_per_job: int | None = Field(default=None, ge=1)
     state: Literal["UP", "DOWN", "DRAIN", "INACTIVE"] = "UP"
+    #: memory a job without --mem gets per allocated GPU (DefMemPerGPU) and per allocated CPU (DefMemPerCPU), a
+    #: Slurm size (4096 MiB, 64G); by default each node's share (memory / GPUs, memory / CPUs) of the partition's
+    #: smallest node (bitten.slurm.memory)
+    def_mem_per_gpu: MemorySize | None = None
+    def_mem_per_cpu: MemorySize | None = None
 
     @model_validator(mode="after")
     def _default_within_max(self) -> Partition:
