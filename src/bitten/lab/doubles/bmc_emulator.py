@@ -12,10 +12,14 @@ API; its fake driver keeps systems in a small database. bitten extends that driv
 
 - its state is kept in memory for the life of the process (sushy-tools' sqlite store locks up under tens of
   concurrent clients).
+- a SessionService (DMTF requires one of every service; sushy-tools has none): ``POST
+  /redfish/v1/SessionService/Sessions`` checks the account against the htpasswd file once and answers
+  ``X-Auth-Token`` and a Location to DELETE; requests with a valid token skip the per-request basic-auth check
+  (a bcrypt hash each time, as sushy-tools does); idle sessions end after ``SESSION_TIMEOUT``. With
+  ``sessions=False`` the emulator is sushy-tools as it is (basic auth only).
 
 Known differences from hardware, kept as they are: ``BootSourceOverrideEnabled`` always reads back
-``Continuous``; there is no SessionService (clients fall back to basic auth); virtual media lives under the
-system; there is no Model or SerialNumber.
+``Continuous``; virtual media lives under the system; there is no Model or SerialNumber.
 
 The emulator's Flask app is a module-level singleton in sushy-tools, so one process serves one emulator at a
 time (``EmulatorServer`` enforces that); every run gets its own state directory.
@@ -24,8 +28,10 @@ time (``EmulatorServer`` enforces that); every run gets its own state directory.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
+import secrets
 import signal
 import sys
 import threading
@@ -190,6 +196,122 @@ def _driver_class() -> Any:
 
 
 _RUNNING = threading.Lock()
+SESSION_SERVICE = "/redfish/v1/SessionService"
+SESSIONS = f"{SESSION_SERVICE}/Sessions"
+#: seconds a session may stay idle (iLO's default is 30 minutes)
+SESSION_TIMEOUT = 1800.0
+
+
+class SessionService:
+    """DMTF sessions in front of sushy-tools' basic-auth middleware (one per emulated BMC).
+
+    ``app`` is the emulator without authentication, ``auth_file`` the htpasswd file that basic auth checks too.
+    A request with a valid ``X-Auth-Token`` goes to ``app`` directly; one with an unknown or expired token gets
+    401; one without goes to ``basic`` (sushy-tools' middleware), as before.
+    """
+
+    def __init__(self, app: Any, basic: Any, auth_file: Path, timeout: float = SESSION_TIMEOUT) -> None:
+        self.app = app
+        self.basic = basic
+        self.auth_file = auth_file
+        self.timeout = timeout
+        #: token -> [session id, user, last use]
+        self.sessions: dict[str, list[Any]] = {}
+        self.logins = 0
+        self._lock = threading.Lock()
+
+    def expire(self) -> None:
+        """End every session now (as an idle timeout would)."""
+        with self._lock:
+            self.sessions.clear()
+
+    def _valid(self, token: str) -> list[Any] | None:
+        with self._lock:
+            entry = self.sessions.get(token)
+            if entry is None or time.monotonic() - entry[2] > self.timeout:
+                self.sessions.pop(token, None)
+                return None
+            entry[2] = time.monotonic()
+            return entry
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path in ("/redfish/v1", "") and method == "GET":
+            return self._root(environ, start_response)
+        if path == SESSIONS and method == "POST":
+            return self._login(environ, start_response)
+        token = environ.get("HTTP_X_AUTH_TOKEN")
+        if token is None:
+            return self.basic(environ, start_response)
+        entry = self._valid(token)
+        if entry is None:
+            return _json(start_response, 401, _redfish_error("Base.1.0.NoValidSession", "no valid session"))
+        if path == SESSION_SERVICE and method == "GET":
+            return _json(start_response, 200, {"@odata.id": SESSION_SERVICE, "@odata.type":
+                                               "#SessionService.v1_1_8.SessionService", "Id": "SessionService",
+                                               "ServiceEnabled": True, "SessionTimeout": int(self.timeout),
+                                               "Sessions": {"@odata.id": SESSIONS}})
+        if path == SESSIONS and method == "GET":
+            with self._lock:
+                ids = [e[0] for e in self.sessions.values()]
+            return _json(start_response, 200, {"@odata.id": SESSIONS, "Name": "Sessions",
+                                               "Members": [{"@odata.id": f"{SESSIONS}/{i}"} for i in ids],
+                                               "Members@odata.count": len(ids)})
+        if path.startswith(SESSIONS + "/") and method == "DELETE":
+            wanted = path.rsplit("/", 1)[-1]
+            with self._lock:
+                found = [t for t, e in self.sessions.items() if e[0] == wanted]
+                for t in found:
+                    del self.sessions[t]
+            if not found:
+                return _json(start_response, 404, _redfish_error("Base.1.0.ResourceMissingAtURI", path))
+            start_response("204 No Content", [("Content-Length", "0")])
+            return [b""]
+        environ["REMOTE_USER"] = entry[1]
+        return self.app(environ, start_response)
+
+    def _root(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured["status"] = status
+            return lambda _data: None
+
+        body = json.loads(b"".join(self.app(environ, capture)) or b"{}")
+        body["SessionService"] = {"@odata.id": SESSION_SERVICE}
+        body.setdefault("Links", {})["Sessions"] = {"@odata.id": SESSIONS}
+        return _json(start_response, int(str(captured.get("status", "200")).split()[0]), body)
+
+    def _login(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        from sushy_tools.emulator import auth_basic
+
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            user, password = str(body["UserName"]), str(body["Password"])
+        except (ValueError, KeyError, TypeError):
+            return _json(start_response, 400, _redfish_error("Base.1.0.PropertyMissing", "UserName, Password"))
+        try:
+            auth_basic.authenticate(str(self.auth_file), user, password.encode())
+        except Exception:  # sushy-tools raises its Unauthorized for a wrong account
+            return _json(start_response, 401, _redfish_error("Base.1.0.NoValidSession", "wrong user or password"))
+        token = secrets.token_hex(16)
+        session_id = base64.b32encode(secrets.token_bytes(5)).decode().lower()
+        with self._lock:
+            self.sessions[token] = [session_id, user, time.monotonic()]
+            self.logins += 1
+        location = f"{SESSIONS}/{session_id}"
+        data = json.dumps({"@odata.id": location, "@odata.type": "#Session.v1_3_0.Session", "Id": session_id,
+                           "UserName": user}).encode()
+        start_response("201 Created", [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                                       ("X-Auth-Token", token), ("Location", location)])
+        return [data]
+
+
+def _redfish_error(message_id: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": message_id, "message": message,
+                      "@Message.ExtendedInfo": [{"MessageId": message_id, "Message": message}]}}
 
 
 class SingleSystem:
@@ -240,7 +362,7 @@ class EmulatorServer:
     def __init__(self, systems: Sequence[SystemSpec], state_dir: Path, host: str = "127.0.0.1", port: int = 0,
                  cert: tuple[Path, Path] | None = None, auth_file: Path | None = None, power_delay: float = 0.0,
                  wrap: Callable[[Any], Any] | None = None, port_per_system: bool = False,
-                 graceful_ignored: bool = False) -> None:
+                 graceful_ignored: bool = False, sessions: bool = True) -> None:
         self.systems = list(systems)
         self.state_dir = state_dir
         self.host = host
@@ -251,6 +373,9 @@ class EmulatorServer:
         self.wrap = wrap
         self.port_per_system = port_per_system
         self.graceful_ignored = graceful_ignored
+        self.sessions = sessions
+        #: one SessionService per served BMC (with an auth file and sessions on)
+        self.session_services: list[SessionService] = []
         #: system name -> port, when each system has its own
         self.ports: dict[str, int] = {}
         self._servers: list[WsgiServer] = []
@@ -295,9 +420,16 @@ class EmulatorServer:
         wsgi: Any = app
         if self.auth_file is not None:
             wsgi = emulator.RedfishAuthMiddleware(wsgi, str(self.auth_file))
+            if self.sessions:
+                wsgi = SessionService(app, wsgi, self.auth_file)
+                self.session_services.append(wsgi)
         if self.wrap is not None:
             wsgi = self.wrap(wsgi)
         return wsgi
+
+    def expire_sessions(self) -> None:
+        for service in self.session_services:
+            service.expire()
 
     def start(self) -> EmulatorServer:
         if not _RUNNING.acquire(blocking=False):
@@ -386,7 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = EmulatorServer(
         [SystemSpec.from_dict(s) for s in config["systems"]], Path(config["state_dir"]), host=config["host"],
         port=int(config["port"]), cert=cert, auth_file=Path(config["auth_file"]) if config.get("auth_file") else None,
-        power_delay=float(config.get("power_delay", 0.0)), port_per_system=bool(config.get("port_per_system")))
+        power_delay=float(config.get("power_delay", 0.0)), port_per_system=bool(config.get("port_per_system")),
+        sessions=bool(config.get("sessions", True)))
     server.start()
     if config.get("ports_file"):
         # written once every port listens: a waiting client may start when the file appears
