@@ -8,6 +8,7 @@ the TLS handshake in the connection's own thread (one slow client never holds up
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -57,10 +58,8 @@ class Server(ThreadingHTTPServer):
         with self._open_lock:
             live = list(self._open)
         for sock in live:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         LOG.debug("error while serving %s", client_address, exc_info=True)

@@ -69,7 +69,8 @@ class _Answer(ServerHandler):
         LOG.debug("error in the WSGI app", exc_info=exc_info)
 
     def close(self) -> None:
-        self.framed = bool(self.headers is not None and self.headers.get("Content-Length") is not None)
+        headers = getattr(self, "headers", None)
+        self.framed = bool(headers is not None and headers.get("Content-Length") is not None)
         super().close()
 
 
@@ -108,8 +109,8 @@ class _Handler(WSGIRequestHandler):
         environ = self.get_environ()
         environ["wsgi.input"] = body
         environ["bitten.socket"] = self.connection
-        answer = _Answer(body, self.wfile, self.get_stderr(), environ, multithread=True)
-        answer.request_handler = self
+        answer = _Answer(body, self.wfile, self.get_stderr(), environ, multithread=True)  # type: ignore[arg-type]
+        answer.request_handler = self  # type: ignore[attr-defined] # wsgiref's ServerHandler logs through it
         answer.run(self.server.app)  # type: ignore[attr-defined]
         if answer.failed or not answer.framed:
             self.close_connection = True

@@ -23,6 +23,7 @@ SITE_VARS: dict[str, str] = {
     "bitten_accounts": "Slurm accounts",
     "bitten_cooling": "coolants, CDUs, meters, register maps, cooling loops, the energy ledger and the agent",
     "bitten_ucloud": "UCloud provider and machine types",
+    "bitten_rollout": "how reboots and firmware updates roll through Slurm: waves, gate, firmware repository",
     "bitten_assumptions": "values of this site that are not publicly known",
     "bitten_lab": "how `bitten lab` builds the site on one machine (lab inventories only)",
 }
@@ -137,6 +138,7 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
     cooling = site_part(m.Cooling, "bitten_cooling", {})
     ucloud = site_part(m.UCloud, "bitten_ucloud")
     lab = site_part(m.Lab, "bitten_lab")
+    rollout = site_part(m.Rollout, "bitten_rollout", {})
     profiles = _mapping_of(m.HardwareProfile, site_raw.get("bitten_hardware_profiles") or {},
                            "bitten_hardware_profiles", locator, problems)
     partitions = _list_of(m.Partition, site_raw.get("bitten_partitions") or [], "bitten_partitions", locator,
@@ -170,7 +172,8 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
         nodes=nodes, groups=groups, hardware_profiles=profiles,
         slurm=slurm or m.SlurmSettings.model_construct(cluster_name="invalid"),
         partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, assumptions=tuple(str(a) for a in assumptions),
+        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, rollout=rollout or m.Rollout(),
+        assumptions=tuple(str(a) for a in assumptions),
     )
     problems.extend(run_checks(site, locator, _declared(site_raw), checks))
     if problems:
@@ -179,7 +182,8 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
     return m.Site(
         info=info, nodes=nodes, groups=groups, hardware_profiles=profiles, slurm=slurm,
         partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, assumptions=tuple(str(a) for a in assumptions),
+        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, rollout=rollout or m.Rollout(),
+        assumptions=tuple(str(a) for a in assumptions),
     )
 
 
