@@ -156,6 +156,7 @@ def _driver_class() -> Any:
                     changes["firmware_pending"] = {}
                 if state == "On":
                     changes["boots"] = int(system.get("boots", 0)) + 1
+                    changes["last_boot"] = time.time()
                 self._update(system, **changes)
             return system
 
@@ -215,6 +216,11 @@ def _driver_class() -> Any:
         def boots(self, identity: str) -> int:
             """How often the system has powered on or restarted (tests see a reboot happen)."""
             return int(self._get(identity).get("boots", 0))
+
+        def last_boot(self, identity: str) -> float | None:
+            """When (time.time()) the system last powered on or restarted."""
+            value = self._get(identity).get("last_boot")
+            return float(value) if value is not None else None
 
         def get_processors(self, identity: str) -> list[dict[str, Any]]:
             return list(self._get(identity).get("processors") or [])
