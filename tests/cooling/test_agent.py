@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bitten.cooling.actions import GpuPowerCapper
 from bitten.cooling.agent import Agent, poll_backoff
 from bitten.cooling.metrics import AgentCollector
-from bitten.cooling.slurm import MemorySlurm
+from bitten.lab.doubles.slurm import MemorySlurm
 from bitten.lab.httpserve import base_url
 
 from .helpers import agent_config

@@ -26,8 +26,8 @@ from bitten.cooling.ledger import Ledger
 from bitten.cooling.modbus import DeviceError, MeterReading, ModbusMeter
 from bitten.cooling.physics import PhysicsError, Properties, coolant_properties, divergence, heat_kw
 from bitten.cooling.redfish import CduReading, RedfishCdu
-from bitten.cooling.slurm import Scontrol, Slurm
 from bitten.core.retry import Backoff
+from bitten.core.scontrol import Nodes, Scontrol
 from bitten.site.model import ALARM_KINDS, COUNTER_QUANTITIES, AlarmAction, Coolant
 
 log = logging.getLogger("bitten.cooling.agent")
@@ -136,7 +136,7 @@ def poll_backoff(poll_interval: float) -> Backoff:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, *, slurm: Slurm | None = None, capper: GpuPowerCapper | None = None,
+    def __init__(self, config: AgentConfig, *, slurm: Nodes | None = None, capper: GpuPowerCapper | None = None,
                  request_timeout: float = 5.0) -> None:
         self.config = config
         self.retry = poll_backoff(config.poll_interval_s)
