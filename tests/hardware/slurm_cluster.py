@@ -10,6 +10,7 @@ the drain, the reservation, the test jobs and the BMC are the real ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -168,8 +169,6 @@ class SlurmCluster:
     def stop(self) -> None:
         names = [self.name(n) for n in ("ctl", *NODES)]
         subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True, check=False)
-        try:
+        with contextlib.suppress(PodmanError):
             podman("network", "rm", "-f", self.network, check=False)
-        except PodmanError:
-            pass
         self.containers.clear()

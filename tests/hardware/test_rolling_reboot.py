@@ -12,14 +12,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from bitten.core.pki import CertificateAuthority
 from bitten.core.redfish.endpoint import Endpoint, Tls
 from bitten.core.scontrol import Scontrol
-from bitten.hardware.changes import FirmwareStager, reboot_needs
+from bitten.hardware.changes import Stager, reboot_needs
 from bitten.hardware.fleet import Settings, Target, run_fleet
 from bitten.hardware.plan import Desired
 from bitten.hardware.rollout import Rollout, RolloutResult
@@ -181,7 +180,7 @@ def test_firmware_is_staged_then_activated_by_the_wave_reboot(site: Site) -> Non
     target = site.target("n2", bios={}, firmware=baseline)
     needs = _plan_needs(site, [target], firmware=True)
     assert [(n.host, n.why) for n in needs] == [("n2", "firmware bios 1.60")]
-    stager = FirmwareStager({"n2": target}, site.settings, timeout=60, poll=0.1)
+    stager = Stager({"n2": target}, site.settings, firmware=True, timeout=60, poll=0.1)
     result = site.rollout().run(needs, prepare=stager)
     assert result.ok, result.as_dict()
     assert stager.done == {"n2": ["bios 1.60: staged"]}

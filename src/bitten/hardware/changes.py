@@ -4,8 +4,9 @@ it, how to check afterwards that it took, and a restart through the BMC.
 - ``reboot_needs(plans, targets, settings)``: a RebootNeed for every node whose plan shows BIOS values pending (or
   about to be written) or firmware to install; its ``verify()`` reads the BMC again after the reboot: every desired
   BIOS value current and none pending, every firmware component at the baseline's version.
-- ``FirmwareStager``: the rollout's ``prepare``: for a wave's nodes, SimpleUpdate of each drifted component (see
-  bitten.hardware.firmware) before the reboot; a node whose update failed is not rebooted.
+- ``Stager``: the rollout's ``prepare``: for a wave's nodes, the BIOS changes written to the BMC (pending until
+  the reboot) and SimpleUpdate of each drifted firmware component (bitten.hardware.firmware); a node whose
+  changes could not be written is not rebooted.
 - ``bmc_restart(targets, settings)``: a ForceRestart (GracefulRestart where that is all the system allows) through
   the node's BMC, waiting for PowerState On: ``BmcReboot``'s restart, for nodes without a RebootProgram and for
   virtual nodes behind sushy-tools' libvirt driver.
@@ -18,8 +19,8 @@ from dataclasses import dataclass, field
 
 from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.errors import RedfishError
-from bitten.hardware.firmware import Drift, drift, read_components, update
-from bitten.hardware.fleet import NodeResult, Settings, Target
+from bitten.hardware.firmware import drift, read_components, update
+from bitten.hardware.fleet import NodeResult, Settings, Target, run_node
 from bitten.hardware.node import Node
 from bitten.hardware.plan import Options, same_value
 from bitten.hardware.rollout import RebootNeed
@@ -86,11 +87,14 @@ def reboot_needs(plans: Sequence[NodeResult], targets: Sequence[Target], setting
 
 
 @dataclass
-class FirmwareStager:
-    """The rollout's ``prepare``: stage each wave node's firmware updates on its BMC before the reboot."""
+class Stager:
+    """The rollout's ``prepare``: before a wave's reboots, write each node's BIOS changes to its BMC (they wait
+    there for the reboot; a running node is not powered or restarted by this) and, with ``firmware``, stage its
+    firmware updates. A node whose changes could not be written is not rebooted."""
 
     targets: Mapping[str, Target]
     settings: Settings
+    firmware: bool = False
     timeout: float = 1800.0
     poll: float = 2.0
     #: host -> what was done, for the report
@@ -100,25 +104,31 @@ class FirmwareStager:
         errors: dict[str, str] = {}
         for host in hosts:
             target = self.targets.get(host)
-            if target is None or not target.desired.firmware:
+            if target is None:
                 continue
-            try:
-                with _connect(target, self.settings) as conn:
-                    drifts = drift(target.desired.firmware, read_components(conn, target.endpoint.system_path),
-                                   target.desired.firmware_repository)
-                    result = update(conn, drifts, target.endpoint.system_path, self.timeout, self.poll)
-            except (RedfishError, ValueError) as exc:
-                errors[host] = f"firmware: {exc}"
-                continue
-            self.done[host] = [f"{o.drift.label} {o.drift.expected}: {o.state}" for o in result.outcomes]
-            if result.failed:
-                errors[host] = "firmware: " + "; ".join(f"{o.drift.label}: {o.message}" for o in result.failed)
+            done: list[str] = []
+            if target.desired.bios:
+                applied = run_node(target, "apply", Options(reboot=False), self.settings)
+                if not applied.ok:
+                    errors[host] = f"BIOS: {applied.error}"
+                    continue
+                written = [c.item for c in applied.plan.of("bios")] if applied.plan else []
+                if written:
+                    done.append(f"BIOS {', '.join(written)} written")
+            if self.firmware and target.desired.firmware:
+                try:
+                    with _connect(target, self.settings) as conn:
+                        drifts = drift(target.desired.firmware, read_components(conn, target.endpoint.system_path),
+                                       target.desired.firmware_repository)
+                        result = update(conn, drifts, target.endpoint.system_path, self.timeout, self.poll)
+                except (RedfishError, ValueError) as exc:
+                    errors[host] = f"firmware: {exc}"
+                    continue
+                done += [f"{o.drift.label} {o.drift.expected}: {o.state}" for o in result.outcomes]
+                if result.failed:
+                    errors[host] = "firmware: " + "; ".join(f"{o.drift.label}: {o.message}" for o in result.failed)
+            self.done[host] = done
         return errors
-
-
-def unreported(drifts: Sequence[Drift]) -> list[Drift]:
-    """Expected components the BMC does not report (no update is tried on a guess)."""
-    return [d for d in drifts if d.current is None]
 
 
 def bmc_restart(targets: Mapping[str, Target], settings: Settings) -> Callable[[str], None]:

@@ -89,10 +89,16 @@ class NodeResult:
     def reboot(self) -> list[str]:
         """Why this node waits for a reboot: BIOS values pending, firmware to install (bitten hardware rollout)."""
         pending = self.pending or (dict(self.plan.pending) if self.plan else {})
-        if self.plan is not None and self.action == "plan":
-            pending = {**pending, **{c.item: c.desired for c in self.plan.of("bios")}}
+        written = [c.item for c in self.plan.of("bios")] if (self.plan is not None and self.action == "plan") else []
         why = [f"BIOS {', '.join(sorted(pending))} pending"] if pending else []
+        if written and not self.plan_restarts:
+            why.append(f"BIOS {', '.join(sorted(written))} to write")
         return why + [f"firmware {d.label} {d.expected}" for d in self.firmware if d.current is not None]
+
+    @property
+    def plan_restarts(self) -> bool:
+        """The plan powers the node on or restarts it itself (its BIOS changes apply then, no rollout needed)."""
+        return self.plan is not None and bool(self.plan.of("power"))
 
     def as_dict(self) -> dict[str, Any]:
         return {
