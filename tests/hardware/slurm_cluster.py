@@ -158,6 +158,13 @@ class SlurmCluster:
                         f"--wrap=sleep {seconds}")
         return out.strip().split(";")[0]
 
+    def wait_running(self, job: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.job_state(job) != "RUNNING":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"job {job} not running after {timeout} s: {self.job_state(job)}")
+            time.sleep(0.5)
+
     def job_state(self, job: str) -> str:
         out = self.exec("ctl", "scontrol", "show", "job", "-o", job, check=False)
         found = next((p for p in out.split() if p.startswith("JobState=")), "JobState=UNKNOWN")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
 import threading
 import time
@@ -63,7 +64,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if shutil.which("podman") is None or not image_exists(Recipe("trixie").stable_ref):
         pytest.skip("needs podman and the base image (make images)")
     root = tmp_path_factory.mktemp("rolling")
-    cluster = SlurmCluster(prefix="bitten-rr").start()
+    # names and subnet of this process's own: two test runs on one machine do not meet
+    cluster = SlurmCluster(prefix=f"bitten-rr{os.getpid()}", subnet=f"10.78.{100 + os.getpid() % 100}").start()
     ca = CertificateAuthority(root / "ca").ensure()
     pair = ca.issue("bmc", [cluster.gateway, "127.0.0.1"])
     htpasswd = root / "htpasswd"
@@ -113,8 +115,7 @@ def _plan_needs(site: Site, targets: list[Target], firmware: bool = False) -> li
 
 def test_a_rolling_bios_change_waves_past_a_running_job(site: Site) -> None:
     job = site.cluster.submit("n3", 900)
-    time.sleep(2)
-    assert site.cluster.job_state(job) == "RUNNING"
+    site.cluster.wait_running(job)
     targets = _pending(site, ["n1", "n2"])
     needs = _plan_needs(site, targets)
     assert [(n.host, n.why) for n in needs] == [("n1", "BIOS ProcSMT, WorkloadProfile pending"),
@@ -144,9 +145,8 @@ def test_a_rolling_bios_change_waves_past_a_running_job(site: Site) -> None:
 
 
 def test_a_busy_node_reboots_only_after_its_job_ended(site: Site) -> None:
-    job = site.cluster.submit("n1", 12)
-    time.sleep(2)
-    assert site.cluster.job_state(job) == "RUNNING"
+    job = site.cluster.submit("n1", 40)
+    site.cluster.wait_running(job)
     targets = _pending(site, ["n1"], {"ProcSMT": "Enabled"})
     needs = _plan_needs(site, targets)
     seen: list[str] = []
