@@ -13,7 +13,7 @@ import pytest
 
 from bitten.core.redfish.connection import Connection
 from bitten.hardware.firmware import Drift, drift, image_url, read_components, update
-from bitten.hardware.node import Node
+from bitten.hardware.node import BmcNode
 from bitten.lab.doubles.bmc_emulator import SystemSpec
 from bitten.site.model import Firmware
 
@@ -67,7 +67,7 @@ def test_drift_update_and_the_version_after_the_reboot(start_emulator: Callable[
         after = {c.name: c.version for c in read_components(conn, endpoint.system_path)}
         assert after == {"BMC": "2.10", "BIOS": "1.00"}, "the BIOS image waits for the next reboot"
 
-        node = Node(conn)
+        node = BmcNode(conn)
         node.reset("ForceRestart")
         node.wait_power("On", "ForceRestart")
         rebooted = {c.name: c.version for c in read_components(conn, endpoint.system_path)}

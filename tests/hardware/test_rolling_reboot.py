@@ -21,13 +21,12 @@ from bitten.core.redfish.endpoint import Endpoint, Tls
 from bitten.core.scontrol import Scontrol
 from bitten.hardware.changes import Stager, reboot_needs
 from bitten.hardware.fleet import Settings, Target, run_fleet
-from bitten.hardware.plan import Desired
+from bitten.hardware.plan import DesiredBmcState
 from bitten.hardware.rollout import Rollout, RolloutResult
 from bitten.lab.doubles.bmc_emulator import EmulatorServer, SystemSpec, write_htpasswd
 from bitten.lab.image import Recipe
 from bitten.lab.podman import image_exists
-from bitten.site.model import Firmware
-from bitten.site.model import Rollout as RolloutSettings
+from bitten.site.model import Firmware, RolloutSettings
 
 from .conftest import CREDS, FAST_RETRY, PASSWORD, USER
 from .slurm_cluster import NODES, SlurmCluster
@@ -46,7 +45,7 @@ class Site:
     def target(self, node: str, bios: dict[str, str] | None = None,
                firmware: dict[str, Firmware] | None = None) -> Target:
         return Target(Endpoint(node, self.emulator.url_of(node), node, "generic"),
-                      Desired(bios=bios if bios is not None else BIOS, power="On", firmware=firmware or {},
+                      DesiredBmcState(bios=bios if bios is not None else BIOS, power="On", firmware=firmware or {},
                               firmware_repository=self.repository), CREDS)
 
     def rollout(self, wave_size: int = 1, **settings: object) -> Rollout:

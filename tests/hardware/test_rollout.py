@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from bitten.core.process import Result
 from bitten.core.scontrol import Scontrol
 from bitten.hardware.rollout import JobResult, RebootNeed, Rollout, gate_command, waves_of
-from bitten.site.model import Rollout as RolloutSettings
+from bitten.site.model import RolloutSettings
 
 
 @dataclass

@@ -55,7 +55,7 @@ class Connector:
 
 
 @dataclass
-class Pump:
+class PumpReading:
     id: str
     state: str | None
     health: str | None
@@ -98,7 +98,7 @@ class CduReading:
     density_kg_m3: float | None = None
     specific_heat_kj_kg_k: float | None = None
     connectors: list[Connector] = field(default_factory=list)
-    pumps: list[Pump] = field(default_factory=list)
+    pumps: list[PumpReading] = field(default_factory=list)
     filters: list[Part] = field(default_factory=list)
     reservoirs: list[Part] = field(default_factory=list)
     leak_detectors: list[Part] = field(default_factory=list)
@@ -227,7 +227,7 @@ class RedfishCdu:
         for doc in self._member_docs(self._link(root, "Pumps"), refresh):
             st = self._status(doc)
             speed = doc.get("PumpSpeedPercent")
-            out.pumps.append(Pump(str(doc.get("Id", "?")), st.get("State"), st.get("Health"),
+            out.pumps.append(PumpReading(str(doc.get("Id", "?")), st.get("State"), st.get("Health"),
                                   self._num(out, speed, "Reading") if isinstance(speed, dict) else None))
             out.conditions.extend(self._conditions(st))
         for doc in self._member_docs(self._link(root, "Filters"), refresh):

@@ -21,7 +21,7 @@ from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.errors import RedfishError
 from bitten.hardware.firmware import drift, read_components, update
 from bitten.hardware.fleet import NodeResult, Settings, Target, run_node
-from bitten.hardware.node import Node
+from bitten.hardware.node import BmcNode
 from bitten.hardware.plan import Options, same_value
 from bitten.hardware.rollout import RebootNeed
 
@@ -36,7 +36,7 @@ def verify_after_reboot(target: Target, settings: Settings, bios: Sequence[str],
     problems: list[str] = []
     try:
         with _connect(target, settings) as conn:
-            node = Node(conn)
+            node = BmcNode(conn)
             if bios:
                 observed = node.observe(target.desired, Options(check_boot_mac=False))
                 current = observed.bios or {}
@@ -137,7 +137,7 @@ def bmc_restart(targets: Mapping[str, Target], settings: Settings) -> Callable[[
     def restart(host: str) -> None:
         target = targets[host]
         with _connect(target, settings) as conn:
-            node = Node(conn)
+            node = BmcNode(conn)
             allowed = node.reset_types(node.system(refresh=True))
             reset = next((r for r in ("ForceRestart", "GracefulRestart", "PowerCycle") if r in allowed),
                          "ForceRestart")

@@ -42,7 +42,7 @@ from typing import Protocol
 
 from bitten.core.process import run as run_process
 from bitten.core.scontrol import NodeState, ReasonPrefix, Scontrol, ScontrolError, parse_nodes
-from bitten.site.model import Rollout as RolloutSettings
+from bitten.site.model import RolloutSettings
 
 LOG = logging.getLogger(__name__)
 PREFIX = ReasonPrefix("bitten:")
