@@ -104,3 +104,26 @@ def test_unknown_limit(start_emulator: Callable[..., Emulator], pki: Pki, tmp_pa
     inv = lab_inventory(tmp_path, "127.0.0.1:1")
     code, text = run("hardware", "plan", str(inv), "--limit", "nosuchhost")
     assert code == 2 and "no host or group named nosuchhost" in text
+
+
+def test_plan_shows_the_nodes_that_wait_for_a_reboot_and_rollout_their_waves(
+        start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
+    from bitten.lab.doubles.bmc_emulator import SystemSpec
+
+    emu = start_emulator([SystemSpec(h, macs=(mac,), power_state="On") for h, mac in LAB_HOSTS.items()])
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
+    wide = {**ENV, "COLUMNS": "300"}
+    code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), "--limit", "gpu_nodes", env=wide)
+    assert code == 0, text
+    assert "waits for a reboot (BIOS ProcSMT, WorkloadProfile to write): bitten hardware rollout" in text
+    assert "2 waiting for a reboot (bitten hardware rollout)" in text
+
+    code, text = run("hardware", "apply", str(inv), "--ca", str(pki.ca), "--limit", "gpu_nodes", "--json")
+    assert code == 0, text
+    assert [n["reboot"] for n in json.loads(text)["nodes"]] == [["BIOS ProcSMT, WorkloadProfile pending"]] * 2
+
+    code, text = run("hardware", "rollout", str(inv), "--ca", str(pki.ca), "--limit", "gpu_nodes", "--dry-run",
+                     "--wave-size", "1", "--reason", "GPU driver 580.95", env=wide)
+    assert code == 0, text
+    assert "wave 1: lab-gpu01 (BIOS ProcSMT, WorkloadProfile pending; GPU driver 580.95)" in text
+    assert "wave 2: lab-gpu02" in text

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bitten.site.model import Boot, HardwareProfile
+from bitten.site.model import Boot, Firmware, HardwareProfile
 
 PowerState = Literal["On", "Off"]
 Area = Literal["bios", "media", "boot", "power"]
@@ -35,10 +35,15 @@ class DesiredBmcState:
     power: PowerState = "On"
     #: the MAC the node PXE-boots from, as the inventory states it (checked against the BMC's report)
     boot_mac: str | None = None
+    #: the firmware baseline (label -> component, version, image) and where its images are
+    firmware: Mapping[str, Firmware] = field(default_factory=dict)
+    firmware_repository: str | None = None
 
     @classmethod
-    def from_profile(cls, profile: HardwareProfile, boot_mac: str | None = None) -> DesiredBmcState:
-        return cls(bios=dict(profile.bios), boot=profile.boot, power=profile.power, boot_mac=boot_mac)
+    def from_profile(cls, profile: HardwareProfile, boot_mac: str | None = None,
+                     firmware_repository: str | None = None) -> DesiredBmcState:
+        return cls(bios=dict(profile.bios), boot=profile.boot, power=profile.power, boot_mac=boot_mac,
+                   firmware=dict(profile.firmware), firmware_repository=firmware_repository)
 
     def as_dict(self) -> dict[str, Any]:
         return {"bios": dict(self.bios), "boot": self.boot.model_dump(), "power": self.power,

@@ -30,7 +30,7 @@ def desired_of(site: Site, host: str) -> DesiredBmcState:
     profile = site.profile_of(host)
     if profile is None:
         raise KeyError(f"host {host} has no hardware profile")
-    return DesiredBmcState.from_profile(profile, site.nodes[host].boot_mac)
+    return DesiredBmcState.from_profile(profile, site.nodes[host].boot_mac, site.rollout.firmware_repository)
 
 
 def select_hosts(site: Site, limit: Sequence[str] = ()) -> list[str]:

@@ -59,9 +59,11 @@ from bitten.site.model.hardware import (
     Bmc,
     Boot,
     Cpu,
+    Firmware,
     Gpu,
     GpuArchitecture,
     HardwareProfile,
+    RolloutSettings,
 )
 from bitten.site.model.lab import (
     LabSettings,
@@ -141,6 +143,7 @@ __all__ = [
     "DnsLabel",
     "DriveLocator",
     "FileSystem",
+    "Firmware",
     "FreeIpaIdentity",
     "Gpu",
     "GpuArchitecture",
@@ -163,6 +166,7 @@ __all__ = [
     "Register",
     "RegisterMap",
     "Reporting",
+    "RolloutSettings",
     "ScriptedFsManagement",
     "ScriptedIdentity",
     "Section",

@@ -1,5 +1,5 @@
-"""The hardware section: hardware profiles (CPUs, memory, GPUs, BIOS, boot, power) and how a node's BMC answers
-Redfish (``bitten_hardware_profiles``; a node's ``bitten_bmc``)."""
+"""The hardware section: hardware profiles (CPUs, memory, GPUs, BIOS, boot, power, firmware), how a node's BMC
+answers Redfish (``bitten_hardware_profiles``; a node's ``bitten_bmc``), and how reboots roll (``bitten_rollout``)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,17 @@ class Boot(Strict):
         return self
 
 
+class Firmware(Strict):
+    """A firmware version a hardware profile expects, and the image that installs it."""
+
+    #: the component's Name in the BMC's FirmwareInventory (on iLO e.g. "System ROM", "iLO 5"; BIOS, BMC on the
+    #: emulator)
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    #: the image: a path under bitten_rollout.firmware_repository (the site's own HTTP server), or a URL there
+    image: str = Field(min_length=1)
+
+
 class HardwareProfile(Strict):
     vendor: str = "HPE"
     model: str
@@ -100,6 +111,8 @@ class HardwareProfile(Strict):
     boot: Boot = Field(default_factory=Boot)
     #: desired power state after provisioning
     power: Literal["On", "Off"] = "On"
+    #: the firmware baseline: label (bmc, bios, gpu, nic, ...) -> the version the BMC must report, and its image
+    firmware: dict[str, Firmware] = Field(default_factory=dict)
     #: Slurm node features (constraints) besides the generated ones
     features: tuple[Feature, ...] = ()
     #: values in this profile that are not publicly known
@@ -127,7 +140,38 @@ class Bmc(Strict):
         return (self.address.lower(), self.system_id)
 
 
+class RolloutSettings(Strict):
+    """How changes that need a reboot (pending BIOS settings, staged firmware, a new image or driver) roll through
+    Slurm (``bitten_rollout``): in waves, never through a running job, each node gated before it takes work."""
+
+    #: nodes rebooted at the same time
+    wave_size: int = Field(default=2, ge=1)
+    #: slurm: ``scontrol reboot ASAP nextstate=RESUME`` (the node's RebootProgram); bmc: drain, wait for the jobs,
+    #: restart through the BMC, resume
+    method: Literal["slurm", "bmc"] = "slurm"
+    #: what the gate's test job runs on each rebooted node (through srun); empty: the GPU health check
+    #: (bitten_slurm.health_check_program --mode report) on nodes with GPUs, /bin/true elsewhere
+    gate_command: tuple[str, ...] = ()
+    #: how long a test job may take
+    gate_timeout_s: float = Field(default=300, gt=0)
+    #: how long a node may take from the reboot until Slurm sees it back (the time its jobs still run not counted)
+    reboot_timeout_s: float = Field(default=1800, gt=0)
+    #: how long to wait for running jobs to end before a node reboots; 0: as long as they run
+    drain_timeout_s: float = Field(default=0, ge=0)
+    #: stop after this many nodes failed (a bad BIOS setting or image is not rolled over the whole cluster)
+    max_failures: int = Field(default=0, ge=0)
+    #: the site's own HTTP server for firmware images (every profile's firmware image is under it)
+    firmware_repository: HttpUrl | None = None
+    #: how long a firmware update (the BMC's task) may take
+    update_timeout_s: float = Field(default=1800, gt=0)
+    #: how scontrol and srun are run (on a Slurm host; e.g. ["ssh", "slurm-ctl", "scontrol"] from elsewhere)
+    scontrol: tuple[str, ...] = ("scontrol",)
+    srun: tuple[str, ...] = ("srun",)
+
+
 SECTIONS = (
     Section("bitten_hardware_profiles", "hardware_profiles", HardwareProfile, "hardware profiles by name",
             shape="mapping", declares={"profiles": keys()}),
+    Section("bitten_rollout", "rollout", RolloutSettings, "how reboots and firmware updates roll through Slurm: "
+            "waves, gate, firmware repository"),
 )

@@ -19,7 +19,7 @@ from bitten.site.model.base import (
     SiteInfo,
 )
 from bitten.site.model.cooling import Cooling
-from bitten.site.model.hardware import HardwareProfile
+from bitten.site.model.hardware import HardwareProfile, RolloutSettings
 from bitten.site.model.lab import LabSettings
 from bitten.site.model.slurm import Account, Partition, Qos, SlurmSettings
 from bitten.site.model.types import Strict
@@ -38,6 +38,7 @@ class Site(Strict):
     cooling: Cooling = Field(default_factory=Cooling)
     ucloud: UCloud | None = None
     lab: LabSettings | None = None
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     assumptions: tuple[str, ...] = ()
 
     def hosts_in(self, *groups: str) -> list[str]:
