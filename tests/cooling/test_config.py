@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from bitten.capabilities import load_site, render_file
 from bitten.cli import app
 from bitten.cooling.config import ConfigError, load_config, parse_config
-from bitten.cooling.slurm import MemorySlurm, Scontrol, SlurmError, parse_show_node
+from bitten.cooling.slurm import REASON, MemorySlurm, Scontrol, SlurmError, parse_show_node
 
 REPO = Path(__file__).resolve().parents[2]
 PATH = "/etc/bitten/cooling/agent.yaml"
@@ -82,10 +83,10 @@ SHOW_NODE = (
 
 def test_parse_show_node() -> None:
     nodes = parse_show_node(SHOW_NODE)
-    assert nodes["gpu01"].drained and nodes["gpu01"].ours
+    assert nodes["gpu01"].drained and REASON.owns(nodes["gpu01"])
     assert nodes["gpu01"].reason == "bitten-cooling: leak on cdu-a (loop dlc-a): leak detected by Moisture"
-    assert not nodes["gpu02"].drained and nodes["gpu02"].reason == ""
-    assert nodes["gpu03"].drained and not nodes["gpu03"].ours and nodes["gpu03"].reason == "Not responding"
+    assert not nodes["gpu02"].drained and nodes["gpu02"].reason is None
+    assert nodes["gpu03"].drained and not REASON.owns(nodes["gpu03"]) and nodes["gpu03"].reason == "Not responding"
 
 
 def test_scontrol_argv(tmp_path: Path) -> None:
@@ -99,9 +100,10 @@ def test_scontrol_argv(tmp_path: Path) -> None:
     slurm.resume(["gpu01"])
     assert slurm.node_states(["gpu01"])["gpu01"].state == "IDLE"
     calls = log.read_text().split("---\n")
-    assert calls[0].splitlines() == ["update", "nodename=gpu[01-03]", "state=drain",
+    assert calls[0].splitlines() == ["update", "nodename=gpu01,gpu02,gpu03", "state=drain",
                                      "reason=bitten-cooling: leak on cdu-a"]
-    assert calls[1].splitlines() == ["update", "nodename=gpu01", "state=resume"]
+    assert calls[1].splitlines() == ["show", "node", "-o", "gpu01,gpu02,gpu03"]  # read back
+    assert calls[2].splitlines() == ["update", "nodename=gpu01", "state=resume"]
     with pytest.raises(SlurmError, match="must not contain"):
         slurm.drain(["gpu01"], "a=b")
     with pytest.raises(SlurmError, match="exit 1"):
@@ -117,3 +119,63 @@ def test_memory_slurm_semantics() -> None:
     assert slurm.node_states(["a"])["a"].state == "IDLE+DRAIN"
     slurm.resume(["a"])
     assert slurm.node_states(["a"])["a"].state == "IDLE"
+
+
+FAKE_SLURM = r"""#!/usr/bin/env python3
+# scontrol as Slurm behaves with one node not responding: `update ... state=resume` lifts every drain, then exits
+# 1 with "Invalid node state specified" for the node that does not respond (a TEST DOUBLE of that behaviour)
+import json, sys
+from pathlib import Path
+state = Path(sys.argv[0]).with_suffix(".json")
+nodes = json.loads(state.read_text())
+args = sys.argv[1:]
+if args[:2] == ["show", "node"]:
+    for name in args[3].split(","):
+        if name in nodes:
+            n = nodes[name]
+            print(f"NodeName={name} State={n['state']} Reason={n.get('reason') or '(null)'}")
+    sys.exit(0)
+if args[0] == "update":
+    names = args[1].split("=", 1)[1].split(",")
+    fields = dict(a.split("=", 1) for a in args[2:])
+    failed = False
+    for name in names:
+        n = nodes[name]
+        if fields.get("state") == "resume":
+            n["state"] = "+".join(f for f in n["state"].split("+") if f != "DRAIN")
+            n["reason"] = ""
+            failed = failed or "NOT_RESPONDING" in n["state"]
+    state.write_text(json.dumps(nodes))
+    if failed:
+        print("slurm_update error: Invalid node state specified", file=sys.stderr)
+        sys.exit(1)
+"""
+
+
+def test_resume_reports_what_slurm_did(tmp_path: Path) -> None:
+    fake = tmp_path / "scontrol"
+    fake.write_text(FAKE_SLURM)
+    fake.chmod(0o755)
+    reason = "bitten-cooling: leak on cdu-a (loop dlc-a): leak detected by Moisture"
+    fake.with_suffix(".json").write_text(json.dumps({
+        "gpu01": {"state": "IDLE+DRAIN", "reason": reason},
+        "gpu02": {"state": "DOWN+DRAIN+NOT_RESPONDING", "reason": reason}}))
+    site = load_site(REPO / "inventory" / "lab")
+    cfg = parse_config(yaml.safe_load(render_file(site, PATH, "lab-ctl")))
+    loop = next(iter(cfg.loops))
+    nodes = [{"name": "gpu01"}, {"name": "gpu02"}]
+    raw = cfg.model_dump(mode="json", by_alias=True)
+    raw["scontrol"] = [str(fake)]
+    raw["loops"][loop]["nodes"] = nodes
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["cooling", "resume", loop, "--config", str(path)])
+    # scontrol exited 1, but every drain was lifted: the resume succeeded, and the command says so
+    assert result.exit_code == 0, result.output
+    assert "resumed gpu01, gpu02" in result.output
+    assert "not responding" in result.output and "gpu02 DOWN+NOT_RESPONDING" in result.output
+    # a drain that stays: exit 1, naming the node and its state
+    fake.with_suffix(".json").write_text(json.dumps({"gpu01": {"state": "IDLE+DRAIN", "reason": reason}}))
+    fake.write_text(FAKE_SLURM.replace('f != "DRAIN"', 'True'))
+    result = CliRunner().invoke(app, ["cooling", "resume", loop, "--config", str(path)])
+    assert result.exit_code == 1 and "Slurm still shows drained: gpu01 IDLE+DRAIN" in result.output

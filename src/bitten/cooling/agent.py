@@ -1,34 +1,43 @@
 """The cooling agent: poll CDUs and meters, compute heat, raise alarms and act on them, keep the ledger.
 
-One loop: every ``poll_interval_s`` (or at once when a CDU's event stream says something happened) the devices
-that are due are polled in parallel; a device that fails is retried with exponential backoff, marked stale after
-``stale_after_s`` and alarmed -- nothing a device answers can crash the loop. Then each cooling loop is evaluated
-(alarms raise at once and clear after ``clear_polls`` clean polls), Slurm is made to match the active alarms, and
-the fresh readings go into the ledger.
+Every device is read on its own schedule, in a worker of its own, within its read deadline (connect, every request,
+every byte: ``read_deadline_s``). When a read ends, the device's loops are evaluated and acted on at once, then the
+device's readings go into the ledger. So a slow or hung device delays nothing but itself: a leak on a healthy loop
+is drained within its own read time while another CDU drips its answer byte by byte. A device that fails is retried
+with exponential backoff, marked stale after ``stale_after_s`` (also while a read of it hangs) and alarmed; nothing
+a device answers can crash the agent. A CDU's event stream (server-sent events) polls that CDU at once.
+
+Alarms never depend on accounting: the ledger and the state database are supervised stores
+(``bitten.cooling.store``). When one is corrupt, locked or full, alarms and drains go on, the store's alarm and
+metrics say so, and it is opened again until it works.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bitten.cooling.actions import ActionEngine, GpuPowerCapper, LoopNode, StateStore
-from bitten.cooling.alarms import AlarmTracker, evaluate
+from bitten.cooling.actions import ActionEngine, GpuPowerCapper, LoopNode, PowerControl, State
+from bitten.cooling.alarms import AlarmTracker, Verdict, evaluate
 from bitten.cooling.config import AgentConfig
+from bitten.cooling.errors import DeviceError
 from bitten.cooling.events import EventListener
 from bitten.cooling.ledger import Ledger
-from bitten.cooling.modbus import DeviceError, MeterReading, ModbusMeter
+from bitten.cooling.modbus import MeterReading, ModbusMeter
 from bitten.cooling.physics import PhysicsError, Properties, coolant_properties, divergence, heat_kw
 from bitten.cooling.redfish import CduReading, RedfishCdu
 from bitten.cooling.slurm import Scontrol, Slurm
-from bitten.site.model import ALARM_KINDS, COUNTER_QUANTITIES, AlarmAction, Coolant
+from bitten.cooling.status import AgentStatus, AlarmStatus, DeviceStatus, LoopStatus, StoreStatus
+from bitten.cooling.store import Supervised
+from bitten.site.model import COUNTER_QUANTITIES, AlarmAction, Coolant, Plausibility
 
 log = logging.getLogger("bitten.cooling.agent")
 
@@ -45,14 +54,16 @@ class DeviceState:
     errors_total: int = 0
     garbage_total: int = 0
     duration_s: float = 0.0
-    fresh: bool = False  # polled successfully in the current cycle
+    fresh: bool = False  # the latest read succeeded
+    #: a read of it is running now (since when, monotonic)
+    busy_since: float | None = None
 
     def stale(self, now: float, stale_after: float, started: float) -> bool:
         reference = self.last_ok if self.last_ok is not None else started
         return now - reference > stale_after
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConnectorView:
     side: str
     id: str
@@ -67,13 +78,13 @@ class ConnectorView:
     props: Properties | None
 
 
-@dataclass
+@dataclass(frozen=True)
 class CduView:
     reading: CduReading
     connectors: list[ConnectorView] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MeterView:
     reading: MeterReading
     heat_computed_kw: float | None = None
@@ -81,9 +92,10 @@ class MeterView:
     divergence: float | None = None
 
 
-def cdu_view(reading: CduReading, coolant: Coolant | None) -> CduView:
+def cdu_view(reading: CduReading, coolant: Coolant | None, limits: Plausibility | None = None) -> CduView:
     """Heat per connector from rho*cp*flow*dT (the coolant's own properties) beside what the CDU reports."""
-    view = CduView(reading)
+    limits = limits or Plausibility()
+    connectors = []
     for conn in reading.connectors:
         delta = None
         if conn.supply_c is not None and conn.return_c is not None:
@@ -92,8 +104,8 @@ def cdu_view(reading: CduReading, coolant: Coolant | None) -> CduView:
             delta = conn.delta_c_reported
         props = computed = None
         if delta is not None and conn.flow_lpm is not None:
-            mean = ((conn.supply_c or 0) + (conn.return_c or 0)) / 2 if conn.supply_c is not None and \
-                conn.return_c is not None else (conn.supply_c or conn.return_c or 30.0)
+            known = [t for t in (conn.supply_c, conn.return_c) if t is not None]
+            mean = sum(known) / len(known) if known else 30.0
             # the rack side carries the CDU's coolant; the facility side is the plant's (water unless configured)
             try:
                 if conn.side == "secondary":
@@ -101,28 +113,30 @@ def cdu_view(reading: CduReading, coolant: Coolant | None) -> CduView:
                 else:
                     props = coolant_properties(None, None, None, mean)
                 computed = heat_kw(props, conn.flow_lpm, delta)
+                if not math.isfinite(computed):
+                    computed = None
             except PhysicsError as exc:
                 log.warning("%s: %s", reading.cdu, exc)
-        view.connectors.append(ConnectorView(
+        connectors.append(ConnectorView(
             conn.side, conn.id, conn.supply_c, conn.return_c, delta, conn.flow_lpm, computed, conn.heat_reported_kw,
             divergence(computed, conn.heat_reported_kw),
             conn.supply_setpoint.set_point if conn.supply_setpoint else None, props))
-    return view
+    return CduView(reading, connectors)
 
 
 def meter_view(reading: MeterReading) -> MeterView:
     """A heat meter's own heat beside the heat its flow and temperatures imply (district heating water)."""
-    view = MeterView(reading, heat_reported_kw=reading.by_quantity("heat_power"))
+    reported = reading.by_quantity("heat_power")
     supply, ret, flow = (reading.by_quantity("supply_temperature"), reading.by_quantity("return_temperature"),
                          reading.by_quantity("flow"))
     if supply is not None and ret is not None and flow is not None:
         try:
             props = coolant_properties(None, None, None, (supply + ret) / 2)
-            view.heat_computed_kw = heat_kw(props, flow, abs(supply - ret))
-            view.divergence = divergence(view.heat_computed_kw, view.heat_reported_kw)
+            computed = heat_kw(props, flow, abs(supply - ret))
+            return MeterView(reading, computed, reported, divergence(computed, reported))
         except PhysicsError:
             pass
-    return view
+    return MeterView(reading, heat_reported_kw=reported)
 
 
 def backoff(failures: int, base: float, cap: float = 60.0) -> float:
@@ -137,70 +151,146 @@ def backoff(failures: int, base: float, cap: float = 60.0) -> float:
 
 class Agent:
     def __init__(self, config: AgentConfig, *, slurm: Slurm | None = None, capper: GpuPowerCapper | None = None,
-                 request_timeout: float = 5.0) -> None:
+                 power: PowerControl | None = None, request_timeout: float = 5.0) -> None:
         self.config = config
         self.started = time.time()
+        timeout = min(request_timeout, config.read_deadline_s)
         self.cdus: dict[str, RedfishCdu] = {
             name: RedfishCdu(name, c.url, c.cdu_id, username=c.username, password=c.password, auth=c.auth,
-                             ca_file=c.ca_file, timeout=request_timeout)
+                             ca_file=c.ca_file, timeout=timeout, deadline_s=config.read_deadline_s,
+                             max_bytes=config.max_response_bytes, plausibility=config.plausibility)
             for name, c in config.cdus.items()}
         self.meters: dict[str, ModbusMeter] = {
-            name: ModbusMeter(name, d, config.register_maps[d.register_map], timeout=request_timeout)
+            name: ModbusMeter(name, d, config.register_maps[d.register_map], timeout=timeout,
+                              plausibility=config.plausibility, deadline_s=config.read_deadline_s)
             for name, d in config.modbus.items()}
         self.devices: dict[str, DeviceState] = {
             **{n: DeviceState(n, "cdu") for n in self.cdus}, **{n: DeviceState(n, "modbus") for n in self.meters}}
+        self.loops_of: dict[str, list[str]] = {n: [] for n in self.devices}
+        for name, loop in config.loops.items():
+            self.loops_of[loop.cdu].append(name)
         self.cdu_views: dict[str, CduView] = {}
         self.meter_views: dict[str, MeterView] = {}
-        self.tracker = AlarmTracker(config.clear_polls)
-        self.store = StateStore(config.state_path)
-        self.store.load_alarms(self.tracker)
-        self.ledger = Ledger(config.ledger_path, config.ledger.max_gap_s)
+        self.lock = threading.RLock()
+        self._loop_locks = {name: threading.Lock() for name in config.loops}
+        self.tracker = AlarmTracker(config.clear_polls, config.sensor_lost_after_s)
+        self.state = State(config.state_path, retry_s=config.store_retry_s)
+        self.state.on_loaded = self._restore_alarms
+        if self.state.loaded:
+            self._restore_alarms(self.state.previous)
+        self.year = datetime.now(UTC).year
+        self.totals: dict[str, float] = {}
+        self.year_totals: dict[str, float] = {}
+        self.gaps: dict[str, int] = {}
+        self.ledger: Supervised[Ledger] = Supervised(
+            "ledger", lambda: Ledger(config.ledger_path, config.ledger.max_gap_s, busy_timeout_s=1.0),
+            retry_s=config.store_retry_s, on_open=self._ledger_opened)
         if slurm is None and config.slurm_actions:
             slurm = Scontrol(config.scontrol)
         if capper is None and config.gpu_power_command:
             capper = GpuPowerCapper(config.gpu_power_command)
-        self.engine = ActionEngine(self.store, slurm if config.slurm_actions else None, capper)
-        self.lock = threading.Lock()
+        if power is None and config.bmc_credentials_file and any(n.bmc for lp in config.loops.values()
+                                                                 for n in lp.nodes):
+            from bitten.cooling.power import BmcPower
+
+            power = BmcPower.from_config(config)
+        self.engine = ActionEngine(self.state, slurm if config.slurm_actions else None, capper, power=power)
         self.wake = threading.Event()
         self.stop = threading.Event()
         self._forced: set[str] = set()
-        self.pool = ThreadPoolExecutor(max_workers=max(1, min(16, len(self.devices))), thread_name_prefix="poll")
+        self._again: set[str] = set()
+        self.pool = ThreadPoolExecutor(max_workers=max(2, min(64, len(self.devices) + 2)),
+                                       thread_name_prefix="device")
         self.listeners: list[EventListener] = []
         self.events_total = 0
+        #: poll intervals begun (run) or poll cycles done (poll_once)
         self.cycles = 0
-        self.year = datetime.now(UTC).year
-        self.year_totals: dict[str, float | None] = {}
-        self.year_gaps: dict[str, int] = {}
-        self._refresh_year_totals()
+        #: device reads finished (each read, its alarms, its actions and its accounting)
+        self.reads = 0
+
+    # --- stores ---------------------------------------------------------------------------------------------
+    def _restore_alarms(self, rows: list[tuple[str, str, str, float]]) -> None:
+        from bitten.cooling.alarms import Alarm
+
+        with self.lock:
+            for loop, kind, detail, since in rows:
+                self.tracker.active.setdefault(loop, {}).setdefault(kind, Alarm(kind, detail, since))
+
+    def _ledger_opened(self, ledger: Ledger) -> None:
+        start = datetime(self.year, 1, 1, tzinfo=UTC).timestamp()
+        totals, year, gaps = ledger.sums(), ledger.sums(start), ledger.gap_counts()
+        with self.lock:
+            self.totals, self.year_totals, self.gaps = totals, year, gaps
 
     # --- polling ------------------------------------------------------------------------------------------
-    def _poll_device(self, name: str) -> tuple[str, Any, BaseException | None, float]:
+    def _read(self, name: str) -> Any:
+        return self.cdus[name].read() if name in self.cdus else self.meters[name].read()
+
+    def _cycle(self, name: str) -> None:
+        """Read one device, then at once evaluate and act on its loops, then account its readings."""
         start = time.monotonic()
+        result: Any = None
+        error: BaseException | None = None
         try:
-            result: Any = self.cdus[name].read() if name in self.cdus else self.meters[name].read()
-            return name, result, None, time.monotonic() - start
+            result = self._read(name)
         except Exception as exc:
-            return name, None, exc, time.monotonic() - start
+            error = exc
+        try:
+            now = time.time()
+            with self.lock:
+                self._absorb(name, result, error, time.monotonic() - start, now)
+            for loop in self.loops_of[name]:
+                self._evaluate(loop, now)
+            if error is None:
+                self._account(name)
+        except Exception:
+            log.exception("%s: handling its reading failed", name)
+        finally:
+            with self.lock:
+                self.devices[name].busy_since = None
+                self.reads += 1
+                again = name in self._again
+                self._again.discard(name)
+            if again:
+                self.wake.set()
+                with self.lock:
+                    self._forced.add(name)
+
+    def _submit(self, names: list[str]) -> list[Future[None]]:
+        futures = []
+        with self.lock:
+            for name in names:
+                st = self.devices[name]
+                if st.busy_since is not None:
+                    self._again.add(name)  # asked again while a read runs: read once more when it ends
+                    continue
+                st.busy_since = time.monotonic()
+                st.next_attempt = time.time() + self.config.poll_interval_s
+                futures.append(self.pool.submit(self._cycle, name))
+        return futures
+
+    def due(self, now: float) -> list[str]:
+        with self.lock:
+            return [n for n, st in self.devices.items() if now >= st.next_attempt and st.busy_since is None]
 
     def poll_once(self, only: set[str] | None = None) -> None:
-        now = time.time()
-        due = [n for n, st in self.devices.items()
-               if (only is None and now >= st.next_attempt) or (only is not None and n in only)]
-        for st in self.devices.values():
-            st.fresh = False
-        results = list(self.pool.map(self._poll_device, due))
+        """One poll cycle now: read every device that is not backing off after failures (or ``only`` these), and
+        wait for them, each within its deadline."""
         now = time.time()
         with self.lock:
-            for name, result, error, duration in results:
-                self._absorb(name, result, error, duration, now)
-        self._evaluate(now)
-        self._account()
+            names = sorted(only) if only is not None else [
+                n for n, st in self.devices.items() if st.busy_since is None and (
+                    st.failures == 0 or now >= st.next_attempt)]
+        wait(self._submit(names))
+        self._watch(time.time())
+        self._stores()
         self.cycles += 1
 
     def _absorb(self, name: str, result: Any, error: BaseException | None, duration: float, now: float) -> None:
         st = self.devices[name]
         st.last_attempt, st.duration_s = now, duration
         if error is not None:
+            st.fresh = False
             st.failures += 1
             st.errors_total += 1
             st.last_error = f"{error.__class__.__name__}: {error}"[:300]
@@ -213,97 +303,179 @@ class Agent:
             return
         if st.failures:
             log.info("%s: answering again after %d failed poll(s)", name, st.failures)
-        st.failures, st.last_ok, st.fresh, st.next_attempt = 0, now, True, 0.0
+        st.failures, st.last_ok, st.fresh = 0, now, True
         if isinstance(result, CduReading):
             st.garbage_total += len(result.garbage)
             coolant_name = self.config.cdus[name].coolant
-            self.cdu_views[name] = cdu_view(result, self.config.coolants.get(coolant_name) if coolant_name else None)
+            self.cdu_views[name] = cdu_view(result, self.config.coolants.get(coolant_name) if coolant_name else None,
+                                            self.config.plausibility)
         elif isinstance(result, MeterReading):
+            st.garbage_total += sum(1 for p in result.points.values() if p.problem and "implausible" in p.problem)
             self.meter_views[name] = meter_view(result)
 
     # --- alarms and actions ---------------------------------------------------------------------------------
     def loop_nodes(self, loop: str) -> list[LoopNode]:
         return [LoopNode(n.name, n.gpus, n.gpu_max_power_watts) for n in self.config.loops[loop].nodes]
 
-    def _evaluate(self, now: float) -> None:
-        for name, loop in self.config.loops.items():
-            st = self.devices[loop.cdu]
-            findings: dict[str, str] = {}
-            evaluated = {"stale"}
-            if st.fresh and loop.cdu in self.cdu_views:
-                findings = evaluate(self.cdu_views[loop.cdu].reading, loop.limits)
-                evaluated.update(k for k in ALARM_KINDS if k != "stale")
-            if st.stale(now, self.config.stale_after_s, self.started):
-                since = "never answered" if st.last_ok is None else f"no good reading for {now - st.last_ok:.0f} s"
-                findings["stale"] = f"CDU {loop.cdu} {since} ({st.last_error or 'no error recorded'})"
-            actions: dict[str, AlarmAction] = {str(k): v for k, v in loop.actions.items()}
-            for t in self.tracker.update(name, findings, now, frozenset(evaluated)):
-                alarm = self.tracker.kinds(name).get(t.kind)
-                self.store.save_transition(t, alarm.since if alarm else now)
-                if t.raised:
-                    log.warning("alarm %s raised on loop %s: %s", t.kind, name, t.detail)
+    def _verdicts(self, loop: str, now: float) -> dict[str, Verdict]:
+        cfg = self.config.loops[loop]
+        st = self.devices[cfg.cdu]
+        verdicts: dict[str, Verdict] = {}
+        view = self.cdu_views.get(cfg.cdu)
+        if st.fresh and view is not None:
+            verdicts = evaluate(view.reading, cfg.limits)
+            verdicts["stale"] = Verdict("clear")
+        elif (stale := self._stale(loop, now)) is not None:
+            verdicts["stale"] = stale
+        return verdicts
+
+    def _stale(self, loop: str, now: float) -> Verdict | None:
+        """stale raised, when the loop's CDU has had no good reading for stale_after_s (None otherwise)."""
+        cfg = self.config.loops[loop]
+        st = self.devices[cfg.cdu]
+        if not st.stale(now, self.config.stale_after_s, self.started):
+            return None
+        since = "never answered" if st.last_ok is None else f"no good reading for {now - st.last_ok:.0f} s"
+        busy = f", a read running for {time.monotonic() - st.busy_since:.0f} s" if st.busy_since else ""
+        return Verdict("raised", f"CDU {cfg.cdu} {since} ({st.last_error or 'no error recorded'}{busy})", "Warning")
+
+    def _evaluate(self, loop: str, now: float, *, only_stale: bool = False) -> None:
+        cfg = self.config.loops[loop]
+        with self._loop_locks[loop]:
+            with self.lock:
+                if only_stale:
+                    stale = self._stale(loop, now)
+                    if stale is None or "stale" in self.tracker.kinds(loop):
+                        return
+                    transitions = self.tracker.raise_only(loop, {"stale": stale}, now)
                 else:
-                    log.warning("alarm %s cleared on loop %s", t.kind, name)
-                    self.engine.cleared(name, self.loop_nodes(name), t.kind, self.tracker.kinds(name), actions)
-            active = self.tracker.kinds(name)
+                    transitions = self.tracker.update(loop, self._verdicts(loop, now), now)
+                active = dict(self.tracker.kinds(loop))
+                since = {t.kind: (active[t.kind].since if t.kind in active else now) for t in transitions}
+            actions: dict[str, AlarmAction] = {str(k): v for k, v in cfg.actions.items()}
+            for t in transitions:
+                if t.raised:
+                    log.warning("alarm %s raised on loop %s: %s", t.kind, loop, t.detail)
             if active:
-                self.engine.enforce(name, loop.cdu, self.loop_nodes(name), active, actions)
+                self.engine.enforce(loop, cfg.cdu, self.loop_nodes(loop), active, actions)
+            for t in transitions:
+                if not t.raised:
+                    log.warning("alarm %s cleared on loop %s", t.kind, loop)
+                    self.engine.cleared(loop, self.loop_nodes(loop), t.kind, active, actions)
+            for t in transitions:
+                self.state.save_transition(t, since[t.kind])
+
+    def _stores(self) -> None:
+        """Open a store again that failed (when its retry is due): accounting comes back by itself."""
+        for store in (self.ledger, self.state.db):
+            try:
+                store.tick()
+            except Exception:
+                log.exception("%s: reopening failed", store.name)
+
+    def _watch(self, now: float) -> None:
+        """Raise stale for loops whose CDU has had no good reading for too long, also while a read of it hangs."""
+        for loop in self.config.loops:
+            try:
+                self._evaluate(loop, now, only_stale=True)
+            except Exception:
+                log.exception("loop %s: checking for a stale CDU failed", loop)
 
     # --- ledger ---------------------------------------------------------------------------------------------
-    def _account(self) -> None:
-        if datetime.now(UTC).year != self.year:
-            self.year = datetime.now(UTC).year
-            self._refresh_year_totals()
-        samples: list[tuple[str, str, str, float, float]] = []
-        for channel, sources in self.config.ledger.channels().items():
-            for src in sources:
-                if src.device is not None and src.register_name is not None:
-                    st = self.devices.get(src.device)
-                    mview = self.meter_views.get(src.device)
-                    if st is None or not st.fresh or mview is None:
-                        continue
-                    point = mview.reading.points.get(src.register_name)
-                    if point is None or point.value is None:
-                        continue
-                    quantity = point.quantity or ""
-                    kind = "counter" if quantity in COUNTER_QUANTITIES else (
-                        "level" if channel == "waste_heat_temperature" else "power")
-                    samples.append((channel, src.label, kind, mview.reading.timestamp, point.value))
-                elif src.cdu is not None:
-                    st = self.devices.get(src.cdu)
-                    cview = self.cdu_views.get(src.cdu)
-                    if st is None or not st.fresh or cview is None:
-                        continue
-                    conn = next((c for c in cview.connectors if c.side == src.side), None)
-                    value = None if conn is None else (
-                        conn.heat_computed_kw if src.method == "computed" else conn.heat_reported_kw)
-                    if value is not None:
-                        samples.append((channel, src.label, "power", cview.reading.timestamp, value))
+    def _max_rate(self, device: str, quantity: str) -> float | None:
+        """The most a counter can grow per second (kWh/s, m3/s): the meter's maximum power, or the plausible one."""
+        limits = self.config.plausibility
+        if quantity == "water_volume":
+            return limits.flow_lpm.max / 60000.0
+        dev = self.config.modbus.get(device)
+        kw = dev.max_power_kw if dev is not None and dev.max_power_kw else limits.power_kw.max
+        return kw / 3600.0
+
+    def _samples(self, device: str) -> list[tuple[str, str, str, float, float, float | None]]:
+        samples: list[tuple[str, str, str, float, float, float | None]] = []
+        with self.lock:
+            mview = self.meter_views.get(device)
+            cview = self.cdu_views.get(device)
+            for channel, sources in self.config.ledger.channels().items():
+                for src in sources:
+                    if src.device == device and src.register_name is not None and mview is not None:
+                        point = mview.reading.points.get(src.register_name)
+                        if point is None or point.value is None:
+                            continue
+                        quantity = point.quantity or ""
+                        kind = "counter" if quantity in COUNTER_QUANTITIES else (
+                            "level" if channel == "waste_heat_temperature" else "power")
+                        rate = self._max_rate(device, quantity) if kind == "counter" else None
+                        samples.append((channel, src.label, kind, mview.reading.timestamp, point.value, rate))
+                    elif src.cdu == device and cview is not None:
+                        conn = next((c for c in cview.connectors if c.side == src.side), None)
+                        value = None if conn is None else (
+                            conn.heat_computed_kw if src.method == "computed" else conn.heat_reported_kw)
+                        if value is not None:
+                            samples.append((channel, src.label, "power", cview.reading.timestamp, value, None))
+        return samples
+
+    def _account(self, device: str) -> None:
+        samples = self._samples(device)
         if not samples:
             return
-        try:
-            with self.ledger.batch():
-                for channel, label, kind, ts, value in samples:
-                    added = self.ledger.record(channel, label, kind, ts, value)  # type: ignore[arg-type]
-                    if added is not None and kind != "level":
-                        self.year_totals[channel] = (self.year_totals.get(channel) or 0.0) + added
-        except Exception:
-            log.exception("ledger write failed; the readings of this cycle are not recorded")
 
-    def _refresh_year_totals(self) -> None:
-        start = datetime(self.year, 1, 1, tzinfo=UTC).timestamp()
-        end = datetime(self.year + 1, 1, 1, tzinfo=UTC).timestamp()
-        for channel in self.config.ledger.channels():
-            total = self.ledger.total(channel, start, end)
-            self.year_totals[channel] = total.value
-            self.year_gaps[channel] = len(total.gaps)
+        def write(ledger: Ledger) -> list[tuple[str, float]]:
+            added: list[tuple[str, float]] = []
+            gaps_before = ledger.gap_counts()
+            with ledger.batch():
+                for channel, label, kind, ts, value, rate in samples:
+                    try:
+                        amount = ledger.record(channel, label, kind, ts, value, max_rate=rate)  # type: ignore[arg-type]
+                    except ValueError as exc:
+                        log.warning("%s: %s", device, exc)
+                        continue
+                    if amount is not None and kind != "level":
+                        added.append((channel, amount))
+            with self.lock:
+                self.gaps = {**self.gaps, **{c: n for c, n in ledger.gap_counts().items()
+                                             if n != gaps_before.get(c)}}
+            return added
+
+        added = self.ledger.call(f"recording the readings of {device}", write, None)
+        if not added:
+            return
+        year = datetime.now(UTC).year
+        with self.lock:
+            if year != self.year:
+                self.year, self.year_totals = year, {}
+            for channel, amount in added:
+                self.totals[channel] = self.totals.get(channel, 0.0) + amount
+                self.year_totals[channel] = self.year_totals.get(channel, 0.0) + amount
+
+    # --- status ---------------------------------------------------------------------------------------------
+    def status(self) -> AgentStatus:
+        """One consistent, read-only snapshot of what the agent knows (the exporter's and /status's source)."""
+        now = time.time()
+        with self.lock:
+            devices = tuple(DeviceStatus(
+                name, st.kind, st.last_ok is not None and st.failures == 0,
+                st.stale(now, self.config.stale_after_s, self.started), st.last_ok, st.failures, st.errors_total,
+                st.garbage_total, st.duration_s, st.last_error) for name, st in sorted(self.devices.items()))
+            loops = tuple(LoopStatus(
+                name, cfg.cdu, tuple(n.name for n in cfg.nodes),
+                {k: AlarmStatus(k, a.detail, a.since, a.severity) for k, a in self.tracker.kinds(name).items()},
+                self.tracker.unknown_kinds(name)) for name, cfg in sorted(self.config.loops.items()))
+            stores = tuple(StoreStatus(s.name, s.available, s.errors_total, s.last_error, s.since)
+                           for s in (self.ledger, self.state.db))
+            return AgentStatus(
+                site=self.config.site, time=now, started=self.started, devices=devices,
+                cdus=dict(self.cdu_views), meters=dict(self.meter_views), loops=loops,
+                actions=dict(self.engine.counter), events_total=self.events_total, ledger_totals=dict(self.totals),
+                year=self.year, year_totals=dict(self.year_totals), ledger_gaps=dict(self.gaps), stores=stores,
+                divergence_warn=self.config.divergence_warn)
 
     # --- running --------------------------------------------------------------------------------------------
     def on_event(self, cdu: str, payload: dict[str, Any]) -> None:
-        self.events_total += 1
-        log.info("event from %s: %s", cdu, str(payload)[:200])
         with self.lock:
+            self.events_total += 1
             self._forced.add(cdu)
+        log.info("event from %s: %s", cdu, str(payload)[:200])
         self.wake.set()
 
     def start_listeners(self) -> None:
@@ -314,36 +486,50 @@ class Agent:
                 self.listeners.append(listener)
 
     def run(self, cycles: int | None = None, on_cycle: Callable[[Agent], None] | None = None) -> None:
-        """Poll until stopped (or for ``cycles`` cycles); events wake it early for the CDU that sent them."""
+        """Poll until stopped (or for ``cycles`` poll intervals): each device when it is due, in a worker of its own;
+        an event polls its CDU at once."""
         self.start_listeners()
+        interval = self.config.poll_interval_s
         next_tick = time.monotonic()
-        done = 0
         while not self.stop.is_set():
-            self.poll_once()
-            done += 1
-            if on_cycle:
-                on_cycle(self)
-            if cycles is not None and done >= cycles:
-                break
-            next_tick += self.config.poll_interval_s
-            while not self.stop.is_set():
-                remaining = next_tick - time.monotonic()
-                if remaining <= 0:
+            now_m = time.monotonic()
+            if now_m >= next_tick:
+                self._submit(self.due(time.time()))
+                self._watch(time.time())
+                self._stores()
+                self.cycles += 1
+                if on_cycle:
+                    on_cycle(self)
+                if cycles is not None and self.cycles >= cycles:
                     break
-                if self.wake.wait(remaining):
-                    self.wake.clear()
-                    with self.lock:
-                        forced, self._forced = self._forced, set()
-                    if forced:
-                        self.poll_once(only=forced)
-            if time.monotonic() - next_tick > self.config.poll_interval_s:
-                next_tick = time.monotonic()  # fell behind (slow devices): do not try to catch up in a burst
+                next_tick += interval
+                if now_m - next_tick > interval:
+                    next_tick = now_m + interval  # fell behind: do not try to catch up in a burst
+            with self.lock:
+                pending = [n for n, st in self.devices.items() if st.busy_since is None and
+                           st.next_attempt <= time.time()]
+            timeout = max(0.0, next_tick - time.monotonic())
+            if pending:  # a device backing off is due before the next tick
+                timeout = min(timeout, 0.05)
+            if self.wake.wait(min(timeout, 1.0)):
+                self.wake.clear()
+            with self.lock:
+                forced, self._forced = self._forced, set()
+            if forced:
+                self._submit(sorted(forced))
+            if pending:
+                self._submit([n for n in pending if n not in forced])
 
     def close(self) -> None:
         self.stop.set()
         self.wake.set()
         self.pool.shutdown(wait=True)
+        for cdu in self.cdus.values():
+            try:
+                cdu.close()
+            except Exception as exc:
+                log.debug("%s: closing: %s", cdu.name, exc)
         for meter in self.meters.values():
             meter.close()
         self.ledger.close()
-        self.store.close()
+        self.state.close()

@@ -40,22 +40,23 @@ def run(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Run the agent: poll, alarm, act, account; serve /metrics. Stops cleanly on SIGTERM."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
     from bitten.cooling.agent import Agent
-    from bitten.cooling.metrics import AgentCollector
+    from bitten.cooling.serve import serve
 
     cfg = _config(config)
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     agent = Agent(cfg)
-    registry = CollectorRegistry()
-    registry.register(AgentCollector(agent))
-    server, _thread = start_http_server(cfg.port, addr=cfg.listen, registry=registry)
+    try:
+        server, _thread = serve(agent.status, cfg.listen, cfg.port)
+    except OSError as exc:
+        agent.close()
+        err.print(f"[red]error[/]: cannot listen on {cfg.listen}:{cfg.port}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
     logging.getLogger("bitten.cooling").info(
-        "cooling agent for %s: %d CDU(s), %d Modbus device(s), %d loop(s); metrics on http://%s:%d/metrics; "
-        "writes to the plant %s", cfg.site, len(cfg.cdus), len(cfg.modbus), len(cfg.loops), cfg.listen,
-        server.server_port, "ENABLED" if cfg.writes_enabled else "disabled")
+        "cooling agent for %s: %d CDU(s), %d Modbus device(s), %d loop(s); metrics on http://%s:%d/metrics, "
+        "status on /status; writes to the plant %s", cfg.site, len(cfg.cdus), len(cfg.modbus), len(cfg.loops),
+        cfg.listen, server.server_port, "ENABLED" if cfg.writes_enabled else "disabled")
 
     def _stop(signum: int, frame: object) -> None:
         agent.stop.set()
@@ -170,24 +171,36 @@ def resume(
     loop: Annotated[str, typer.Argument(help="the cooling loop whose nodes to resume")],
     config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml"),
 ) -> None:
-    """After an inspection (a leak is never resumed automatically): resume the loop's nodes the agent drained."""
-    from bitten.cooling.slurm import Scontrol, SlurmError
+    """After an inspection (a leak is never resumed automatically): resume the loop's nodes the agent drained.
+
+    Reports what Slurm shows afterwards: exit 0 when no node of the loop is drained by the agent any more (a node
+    that is not responding stays down until its slurmd answers, and is named), 1 when Slurm still shows one drained.
+    """
+    from bitten.cooling.slurm import REASON, Scontrol, SlurmError
 
     cfg = _config(config)
     if loop not in cfg.loops:
         err.print(f"[red]error[/]: no loop {loop!r}; known: {', '.join(cfg.loops)}")
         raise typer.Exit(EXIT_INVALID)
     names = [n.name for n in cfg.loops[loop].nodes]
-    slurm = Scontrol()
+    slurm = Scontrol(cfg.scontrol)
     try:
         states = slurm.node_states(names)
-        ours = [n for n in names if n in states and states[n].drained and states[n].ours]
-        if ours:
-            slurm.resume(ours)
+        ours = [n for n in names if n in states and states[n].drained and REASON.owns(states[n])]
+        after = slurm.resume(ours) if ours else {}
     except SlurmError as exc:
         err.print(f"[red]error[/]: {exc}")
         raise typer.Exit(1) from None
-    out.print(f"resumed {', '.join(ours) or 'nothing (no node of the loop was drained by the agent)'}")
+    still = [n for n in ours if n not in after or after[n].drained]
+    resumed = [n for n in ours if n not in still]
+    down = [n for n in resumed if after[n].down]
+    out.print(f"resumed {', '.join(resumed) or 'nothing (no node of the loop was drained by the agent)'}")
+    if down:
+        out.print(f"not responding, back when its slurmd answers: {', '.join(f'{n} {after[n].state}' for n in down)}")
+    if still:
+        err.print("[red]error[/]: Slurm still shows drained: "
+                  + ", ".join(f"{n} {after[n].state}" if n in after else f"{n} (not shown)" for n in still))
+        raise typer.Exit(1)
 
 
 @energy_app.command()
