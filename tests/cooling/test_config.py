@@ -29,7 +29,8 @@ def test_rendered_config_loads(inventory: str) -> None:
     for name in site.cooling.loops:
         assert [n.name for n in cfg.loops[name].nodes] == site.loop_nodes(name)
     assert cfg.listen == str(site.nodes[host].ip) and not cfg.writes_enabled
-    assert cfg.scontrol == ("sudo", "-n", "/usr/bin/scontrol")
+    assert cfg.scontrol == ("/usr/bin/scontrol",)  # reading needs no privilege
+    assert cfg.helper == ("sudo", "-n", "/opt/bitten-cooling/bin/python", "-I", "-m", "bitten.cooling.helper")
     if inventory == "bitten":
         assert cfg.loops["dlc-a"].actions["high_supply_temperature"].cap_gpu_power_percent == 60
         assert cfg.loops["dlc-a"].nodes[0].gpus == 8 and cfg.loops["dlc-a"].nodes[0].gpu_max_power_watts == 1000
@@ -166,6 +167,7 @@ def test_resume_reports_what_slurm_did(tmp_path: Path) -> None:
     nodes = [{"name": "gpu01"}, {"name": "gpu02"}]
     raw = cfg.model_dump(mode="json", by_alias=True)
     raw["scontrol"] = [str(fake)]
+    raw["helper"] = []  # scontrol directly: the helper and its sudo rule are the Molecule scenario's
     raw["loops"][loop]["nodes"] = nodes
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(raw))

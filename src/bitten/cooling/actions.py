@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bitten.cooling.alarms import Alarm, Transition
-from bitten.cooling.slurm import REASON, NodeState, Slurm, SlurmError
+from bitten.cooling.slurm import REASON, HelperSlurm, NodeState, Slurm, SlurmError
 from bitten.cooling.store import Supervised
 from bitten.site.model import AlarmAction
 
@@ -219,6 +219,20 @@ class GpuPowerCapper:
             raise RuntimeError(f"{' '.join(argv)}: {exc}") from exc
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()[:200]}")
+
+
+class HelperCapper(GpuPowerCapper):
+    """Caps GPUs through the privileged helper (the node and the watts checked against its policy)."""
+
+    def __init__(self, slurm: HelperSlurm) -> None:
+        super().__init__(())
+        self.slurm = slurm
+
+    def set_limit(self, node: str, watts: int) -> None:
+        try:
+            self.slurm.cap(node, watts)
+        except SlurmError as exc:
+            raise RuntimeError(str(exc)) from exc
 
 
 class PowerControl(Protocol):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bitten.cooling.actions import ActionEngine, GpuPowerCapper, LoopNode, PowerControl, State
+from bitten.cooling.actions import ActionEngine, GpuPowerCapper, HelperCapper, LoopNode, PowerControl, State
 from bitten.cooling.alarms import AlarmTracker, Verdict, evaluate
 from bitten.cooling.config import AgentConfig
 from bitten.cooling.errors import DeviceError
@@ -34,7 +34,7 @@ from bitten.cooling.ledger import Ledger
 from bitten.cooling.modbus import MeterReading, ModbusMeter
 from bitten.cooling.physics import PhysicsError, Properties, coolant_properties, divergence, heat_kw
 from bitten.cooling.redfish import CduReading, RedfishCdu
-from bitten.cooling.slurm import Scontrol, Slurm
+from bitten.cooling.slurm import HelperSlurm, Scontrol, Slurm
 from bitten.cooling.status import AgentStatus, AlarmStatus, DeviceStatus, LoopStatus, StoreStatus
 from bitten.cooling.store import Supervised
 from bitten.site.model import COUNTER_QUANTITIES, AlarmAction, Coolant, Plausibility
@@ -185,10 +185,11 @@ class Agent:
         self.ledger: Supervised[Ledger] = Supervised(
             "ledger", lambda: Ledger(config.ledger_path, config.ledger.max_gap_s, busy_timeout_s=1.0),
             retry_s=config.store_retry_s, on_open=self._ledger_opened)
+        helper = HelperSlurm(config.helper, config.scontrol) if config.helper else None
         if slurm is None and config.slurm_actions:
-            slurm = Scontrol(config.scontrol)
+            slurm = helper or Scontrol(config.scontrol)
         if capper is None and config.gpu_power_command:
-            capper = GpuPowerCapper(config.gpu_power_command)
+            capper = HelperCapper(helper) if helper else GpuPowerCapper(config.gpu_power_command)
         if power is None and config.bmc_credentials_file and any(n.bmc for lp in config.loops.values()
                                                                  for n in lp.nodes):
             from bitten.cooling.power import BmcPower

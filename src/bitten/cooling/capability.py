@@ -19,5 +19,7 @@ CAPABILITY = Capability(
     files=(
         FileSpec("/etc/bitten/cooling/agent.yaml", _agent_hosts, render=config.render, per_host=True, mode="0640",
                  group="bitten-cooling", description="cooling agent: CDUs, meters, register maps, loops, ledger"),
+        FileSpec("/etc/bitten/cooling/allowed.json", _agent_hosts, render=config.render_allowed, mode="0644",
+                 description="cooling agent's privileged helper: the nodes it may drain, resume and cap"),
     ),
 )

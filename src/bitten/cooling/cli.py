@@ -176,14 +176,14 @@ def resume(
     Reports what Slurm shows afterwards: exit 0 when no node of the loop is drained by the agent any more (a node
     that is not responding stays down until its slurmd answers, and is named), 1 when Slurm still shows one drained.
     """
-    from bitten.cooling.slurm import REASON, Scontrol, SlurmError
+    from bitten.cooling.slurm import REASON, HelperSlurm, Scontrol, SlurmError
 
     cfg = _config(config)
     if loop not in cfg.loops:
         err.print(f"[red]error[/]: no loop {loop!r}; known: {', '.join(cfg.loops)}")
         raise typer.Exit(EXIT_INVALID)
     names = [n.name for n in cfg.loops[loop].nodes]
-    slurm = Scontrol(cfg.scontrol)
+    slurm = HelperSlurm(cfg.helper, cfg.scontrol) if cfg.helper else Scontrol(cfg.scontrol)
     try:
         states = slurm.node_states(names)
         ours = [n for n in names if n in states and states[n].drained and REASON.owns(states[n])]

@@ -100,6 +100,7 @@ class AgentConfig(Strict):
     slurm_actions: bool = True
     gpu_power_command: tuple[str, ...] = ()
     scontrol: tuple[str, ...] = ("scontrol",)
+    helper: tuple[str, ...] = ()
     coolants: dict[str, Coolant] = Field(default_factory=dict)
     cdus: dict[Name, CduEntry] = Field(default_factory=dict)
     modbus: dict[Name, ModbusEntry] = Field(default_factory=dict)
@@ -229,6 +230,34 @@ def render(site: Site, host: str | None, secret: Any) -> str:
     """The file /etc/bitten/cooling/agent.yaml of the agent's host (a FileSpec renderer)."""
     assert host is not None
     return dump(build(site, host, secret))
+
+
+#: the lowest GPU power the agent may set, as a share of the maximum (the model's cap_gpu_power_percent floor)
+MIN_CAP_SHARE = 0.10
+
+
+def allowed(site: Site) -> dict[str, Any]:
+    """What the agent's privileged helper lets it change (bitten.cooling.helper): the nodes of every loop, the
+    reason prefix it owns, the GPU power range per node and the command that sets it."""
+    from bitten.cooling.slurm import REASON
+
+    nodes = sorted({n for loop in site.cooling.loops for n in site.loop_nodes(loop)})
+    watts = {}
+    for node in nodes:
+        profile = site.profile_of(node)
+        gpu = profile.gpu if profile else None
+        if gpu is not None and gpu.max_power_watts:
+            watts[node] = [max(1, int(gpu.max_power_watts * MIN_CAP_SHARE)), gpu.max_power_watts]
+    return {"nodes": nodes, "reason_prefix": REASON.prefix, "scontrol": "/usr/bin/scontrol",
+            "squeue": "/usr/bin/squeue", "scancel": "/usr/bin/scancel",
+            "gpu_power_command": list(site.cooling.agent.gpu_power_command), "gpu_watts": watts}
+
+
+def render_allowed(site: Site, host: str | None, secret: Any) -> str:
+    """The file /etc/bitten/cooling/allowed.json (root's; the helper refuses it otherwise)."""
+    import json
+
+    return json.dumps(allowed(site), indent=2, sort_keys=True) + "\n"
 
 
 def parse_config(raw: Any, source: str = "<config>") -> AgentConfig:

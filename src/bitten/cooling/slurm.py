@@ -8,6 +8,7 @@ responding, although it lifted every drain).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -154,6 +155,60 @@ class Scontrol:
     def cancel(self, jobs: Sequence[str], nodes: Sequence[str]) -> list[str]:
         self._exec([*self.scancel, *jobs])
         return [j for j in self.jobs_on(nodes) if j in set(jobs)]
+
+
+class HelperSlurm(Scontrol):
+    """Changes through the privileged helper (bitten.cooling.helper, run by sudo with a fixed argument list: it
+    drains, resumes, requeues and cancels only on the nodes of the agent's loops); reads (node states, the jobs on
+    a node) as the agent's own user with scontrol and squeue, which need no privilege."""
+
+    def __init__(self, helper: Sequence[str], argv: Sequence[str] = ("scontrol",), timeout: float = 30.0) -> None:
+        super().__init__(argv, timeout)
+        self.helper = list(helper)
+
+    def ask(self, request: dict[str, object]) -> dict[str, object]:
+        """One request to the helper; its JSON answer, or SlurmError with why it refused or failed."""
+        try:
+            proc = subprocess.run(self.helper, input=json.dumps(request), capture_output=True, text=True,
+                                  timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SlurmError(f"{' '.join(self.helper)}: {exc}") from exc
+        try:
+            answer = json.loads(proc.stdout or "{}")
+        except ValueError:
+            answer = {}
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            why = answer.get("refused") or answer.get("error") if isinstance(answer, dict) else None
+            raise SlurmError(f"the helper {'refused' if proc.returncode == 2 else 'failed'} {request.get('action')}: "
+                             f"{why or proc.stderr.strip()[:300] or f'exit {proc.returncode}'}")
+        return answer
+
+    def _states(self, answer: dict[str, object]) -> dict[str, NodeState]:
+        nodes = answer.get("nodes")
+        out: dict[str, NodeState] = {}
+        for name, node in (nodes.items() if isinstance(nodes, dict) else []):
+            if isinstance(node, dict):
+                out[str(name)] = NodeState(str(name), str(node.get("state", "")), node.get("reason") or None)
+        return out
+
+    def drain(self, nodes: Sequence[str], reason: str) -> dict[str, NodeState]:
+        return self._states(self.ask({"action": "drain", "nodes": list(nodes), "reason": reason}))
+
+    def resume(self, nodes: Sequence[str]) -> dict[str, NodeState]:
+        return self._states(self.ask({"action": "resume", "nodes": list(nodes)}))
+
+    def _jobs(self, action: str, jobs: Sequence[str], nodes: Sequence[str]) -> list[str]:
+        left = self.ask({"action": action, "nodes": list(nodes), "jobs": list(jobs)}).get("jobs_left")
+        return [str(j) for j in left] if isinstance(left, list) else list(jobs)
+
+    def requeue(self, jobs: Sequence[str], nodes: Sequence[str]) -> list[str]:
+        return self._jobs("requeue", jobs, nodes)
+
+    def cancel(self, jobs: Sequence[str], nodes: Sequence[str]) -> list[str]:
+        return self._jobs("cancel", jobs, nodes)
+
+    def cap(self, node: str, watts: int) -> None:
+        self.ask({"action": "cap", "nodes": [node], "watts": watts})
 
 
 class MemorySlurm:

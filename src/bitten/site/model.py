@@ -617,8 +617,12 @@ class CoolingAgent(Strict):
     writes_enabled: bool = False
     #: act on Slurm (drain/resume); off: alarms are only logged and exported
     slurm_actions: bool = True
-    #: how the agent runs scontrol (it runs as its own user: sudo limited to show/drain/resume by the role)
-    scontrol: tuple[str, ...] = ("sudo", "-n", "/usr/bin/scontrol")
+    #: how the agent reads node states (scontrol show node, as its own user: reading needs no privilege)
+    scontrol: tuple[str, ...] = ("/usr/bin/scontrol",)
+    #: how the agent asks for what it may change: drain, resume, requeue/cancel and cap exactly the nodes of its
+    #: loops (bitten.cooling.helper run by sudo with this fixed argument list; its policy is
+    #: /etc/bitten/cooling/allowed.json). Empty: scontrol directly (a lab or test without sudo)
+    helper: tuple[str, ...] = ("sudo", "-n", "/opt/bitten-cooling/bin/python", "-I", "-m", "bitten.cooling.helper")
     #: argv that caps one node's GPUs; {node} and {watts} are substituted
     gpu_power_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "{node}", "nvidia-smi", "-pl", "{watts}")
     #: BMC accounts on the agent host, for powering nodes off on a critical leak (actions.leak.power_off): an
