@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bitten.cooling.agent import cdu_view
+from bitten.cooling.devices import cdu_view
 from bitten.cooling.alarms import evaluate, findings
 from bitten.cooling.modbus import DeviceError, WriteRefused
 from bitten.cooling.redfish import RedfishCdu

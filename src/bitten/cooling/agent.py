@@ -15,29 +15,29 @@ metrics say so, and it is opened again until it works.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bitten.cooling.actions import ActionEngine, GpuPowerCapper, HelperCapper, LoopNode, PowerControl, State
 from bitten.cooling.alarms import AlarmTracker, Verdict, evaluate
 from bitten.cooling.config import AgentConfig
+from bitten.cooling.devices import DEVICE_TYPES, CduView, DeviceType, MeterView, Reader, Sample, cdu_view, meter_view
 from bitten.cooling.errors import DeviceError
 from bitten.cooling.events import EventListener
 from bitten.cooling.ledger import Ledger
-from bitten.cooling.modbus import MeterReading, ModbusMeter
-from bitten.cooling.physics import PhysicsError, Properties, coolant_properties, divergence, heat_kw
-from bitten.cooling.redfish import CduReading, RedfishCdu
+from bitten.cooling.redfish import RedfishCdu
 from bitten.cooling.slurm import HelperSlurm, Scontrol, Slurm
 from bitten.cooling.status import AgentStatus, AlarmStatus, DeviceStatus, LoopStatus, StoreStatus
 from bitten.cooling.store import Supervised
-from bitten.site.model import COUNTER_QUANTITIES, AlarmAction, Coolant, Plausibility
+from bitten.site.model import AlarmAction
+
+__all__ = ["Agent", "CduView", "DeviceState", "MeterView", "backoff", "cdu_view", "meter_view"]
 
 log = logging.getLogger("bitten.cooling.agent")
 
@@ -63,82 +63,6 @@ class DeviceState:
         return now - reference > stale_after
 
 
-@dataclass(frozen=True)
-class ConnectorView:
-    side: str
-    id: str
-    supply_c: float | None
-    return_c: float | None
-    delta_k: float | None
-    flow_lpm: float | None
-    heat_computed_kw: float | None
-    heat_reported_kw: float | None
-    divergence: float | None
-    setpoint_c: float | None
-    props: Properties | None
-
-
-@dataclass(frozen=True)
-class CduView:
-    reading: CduReading
-    connectors: list[ConnectorView] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class MeterView:
-    reading: MeterReading
-    heat_computed_kw: float | None = None
-    heat_reported_kw: float | None = None
-    divergence: float | None = None
-
-
-def cdu_view(reading: CduReading, coolant: Coolant | None, limits: Plausibility | None = None) -> CduView:
-    """Heat per connector from rho*cp*flow*dT (the coolant's own properties) beside what the CDU reports."""
-    limits = limits or Plausibility()
-    connectors = []
-    for conn in reading.connectors:
-        delta = None
-        if conn.supply_c is not None and conn.return_c is not None:
-            delta = conn.return_c - conn.supply_c
-        elif conn.delta_c_reported is not None:
-            delta = conn.delta_c_reported
-        props = computed = None
-        if delta is not None and conn.flow_lpm is not None:
-            known = [t for t in (conn.supply_c, conn.return_c) if t is not None]
-            mean = sum(known) / len(known) if known else 30.0
-            # the rack side carries the CDU's coolant; the facility side is the plant's (water unless configured)
-            try:
-                if conn.side == "secondary":
-                    props = coolant_properties(coolant, reading.density_kg_m3, reading.specific_heat_kj_kg_k, mean)
-                else:
-                    props = coolant_properties(None, None, None, mean)
-                computed = heat_kw(props, conn.flow_lpm, delta)
-                if not math.isfinite(computed):
-                    computed = None
-            except PhysicsError as exc:
-                log.warning("%s: %s", reading.cdu, exc)
-        connectors.append(ConnectorView(
-            conn.side, conn.id, conn.supply_c, conn.return_c, delta, conn.flow_lpm, computed, conn.heat_reported_kw,
-            divergence(computed, conn.heat_reported_kw),
-            conn.supply_setpoint.set_point if conn.supply_setpoint else None, props))
-    return CduView(reading, connectors)
-
-
-def meter_view(reading: MeterReading) -> MeterView:
-    """A heat meter's own heat beside the heat its flow and temperatures imply (district heating water)."""
-    reported = reading.by_quantity("heat_power")
-    supply, ret, flow = (reading.by_quantity("supply_temperature"), reading.by_quantity("return_temperature"),
-                         reading.by_quantity("flow"))
-    if supply is not None and ret is not None and flow is not None:
-        try:
-            props = coolant_properties(None, None, None, (supply + ret) / 2)
-            computed = heat_kw(props, flow, abs(supply - ret))
-            return MeterView(reading, computed, reported, divergence(computed, reported))
-        except PhysicsError:
-            pass
-    return MeterView(reading, heat_reported_kw=reported)
-
-
 def backoff(failures: int, base: float, cap: float = 60.0) -> float:
     """Seconds before the next attempt after ``failures`` consecutive failures (exponential, jittered).
 
@@ -155,22 +79,19 @@ class Agent:
         self.config = config
         self.started = time.time()
         timeout = min(request_timeout, config.read_deadline_s)
-        self.cdus: dict[str, RedfishCdu] = {
-            name: RedfishCdu(name, c.url, c.cdu_id, username=c.username, password=c.password, auth=c.auth,
-                             ca_file=c.ca_file, timeout=timeout, deadline_s=config.read_deadline_s,
-                             max_bytes=config.max_response_bytes, plausibility=config.plausibility)
-            for name, c in config.cdus.items()}
-        self.meters: dict[str, ModbusMeter] = {
-            name: ModbusMeter(name, d, config.register_maps[d.register_map], timeout=timeout,
-                              plausibility=config.plausibility, deadline_s=config.read_deadline_s)
-            for name, d in config.modbus.items()}
-        self.devices: dict[str, DeviceState] = {
-            **{n: DeviceState(n, "cdu") for n in self.cdus}, **{n: DeviceState(n, "modbus") for n in self.meters}}
+        #: every device, its type (bitten.cooling.devices) and its client
+        self.types: dict[str, DeviceType] = {}
+        self.readers: dict[str, Reader] = {}
+        for device_type in DEVICE_TYPES:
+            for name, entry in device_type.entries(config).items():
+                self.types[name] = device_type
+                self.readers[name] = device_type.reader(name, entry, config, timeout)
+        self.devices: dict[str, DeviceState] = {n: DeviceState(n, t.kind) for n, t in self.types.items()}
         self.loops_of: dict[str, list[str]] = {n: [] for n in self.devices}
         for name, loop in config.loops.items():
             self.loops_of[loop.cdu].append(name)
-        self.cdu_views: dict[str, CduView] = {}
-        self.meter_views: dict[str, MeterView] = {}
+        #: the latest view of every device that answered (immutable, replaced per reading)
+        self.views: dict[str, Any] = {}
         self.lock = threading.RLock()
         self._loop_locks = {name: threading.Lock() for name in config.loops}
         self.tracker = AlarmTracker(config.clear_polls, config.sensor_lost_after_s)
@@ -223,9 +144,21 @@ class Agent:
         with self.lock:
             self.totals, self.year_totals, self.gaps = totals, year, gaps
 
+    @property
+    def cdus(self) -> dict[str, RedfishCdu]:
+        return {n: r for n, r in self.readers.items() if isinstance(r, RedfishCdu)}
+
+    @property
+    def cdu_views(self) -> dict[str, CduView]:
+        return {n: v for n, v in self.views.items() if isinstance(v, CduView)}
+
+    @property
+    def meter_views(self) -> dict[str, MeterView]:
+        return {n: v for n, v in self.views.items() if isinstance(v, MeterView)}
+
     # --- polling ------------------------------------------------------------------------------------------
     def _read(self, name: str) -> Any:
-        return self.cdus[name].read() if name in self.cdus else self.meters[name].read()
+        return self.readers[name].read()
 
     def _cycle(self, name: str) -> None:
         """Read one device, then at once evaluate and act on its loops, then account its readings."""
@@ -305,14 +238,9 @@ class Agent:
         if st.failures:
             log.info("%s: answering again after %d failed poll(s)", name, st.failures)
         st.failures, st.last_ok, st.fresh = 0, now, True
-        if isinstance(result, CduReading):
-            st.garbage_total += len(result.garbage)
-            coolant_name = self.config.cdus[name].coolant
-            self.cdu_views[name] = cdu_view(result, self.config.coolants.get(coolant_name) if coolant_name else None,
-                                            self.config.plausibility)
-        elif isinstance(result, MeterReading):
-            st.garbage_total += sum(1 for p in result.points.values() if p.problem and "implausible" in p.problem)
-            self.meter_views[name] = meter_view(result)
+        device_type = self.types[name]
+        st.garbage_total += device_type.garbage(result)
+        self.views[name] = device_type.view(name, result, self.config)
 
     # --- alarms and actions ---------------------------------------------------------------------------------
     def loop_nodes(self, loop: str) -> list[LoopNode]:
@@ -322,9 +250,10 @@ class Agent:
         cfg = self.config.loops[loop]
         st = self.devices[cfg.cdu]
         verdicts: dict[str, Verdict] = {}
-        view = self.cdu_views.get(cfg.cdu)
-        if st.fresh and view is not None:
-            verdicts = evaluate(view.reading, cfg.limits)
+        view = self.views.get(cfg.cdu)
+        reading = self.types[cfg.cdu].loop_reading(view) if view is not None else None
+        if st.fresh and reading is not None:
+            verdicts = evaluate(reading, cfg.limits)
             verdicts["stale"] = Verdict("clear")
         elif (stale := self._stale(loop, now)) is not None:
             verdicts["stale"] = stale
@@ -383,38 +312,10 @@ class Agent:
                 log.exception("loop %s: checking for a stale CDU failed", loop)
 
     # --- ledger ---------------------------------------------------------------------------------------------
-    def _max_rate(self, device: str, quantity: str) -> float | None:
-        """The most a counter can grow per second (kWh/s, m3/s): the meter's maximum power, or the plausible one."""
-        limits = self.config.plausibility
-        if quantity == "water_volume":
-            return limits.flow_lpm.max / 60000.0
-        dev = self.config.modbus.get(device)
-        kw = dev.max_power_kw if dev is not None and dev.max_power_kw else limits.power_kw.max
-        return kw / 3600.0
-
-    def _samples(self, device: str) -> list[tuple[str, str, str, float, float, float | None]]:
-        samples: list[tuple[str, str, str, float, float, float | None]] = []
+    def _samples(self, device: str) -> list[Sample]:
         with self.lock:
-            mview = self.meter_views.get(device)
-            cview = self.cdu_views.get(device)
-            for channel, sources in self.config.ledger.channels().items():
-                for src in sources:
-                    if src.device == device and src.register_name is not None and mview is not None:
-                        point = mview.reading.points.get(src.register_name)
-                        if point is None or point.value is None:
-                            continue
-                        quantity = point.quantity or ""
-                        kind = "counter" if quantity in COUNTER_QUANTITIES else (
-                            "level" if channel == "waste_heat_temperature" else "power")
-                        rate = self._max_rate(device, quantity) if kind == "counter" else None
-                        samples.append((channel, src.label, kind, mview.reading.timestamp, point.value, rate))
-                    elif src.cdu == device and cview is not None:
-                        conn = next((c for c in cview.connectors if c.side == src.side), None)
-                        value = None if conn is None else (
-                            conn.heat_computed_kw if src.method == "computed" else conn.heat_reported_kw)
-                        if value is not None:
-                            samples.append((channel, src.label, "power", cview.reading.timestamp, value, None))
-        return samples
+            view = self.views.get(device)
+        return self.types[device].samples(device, view, self.config) if view is not None else []
 
     def _account(self, device: str) -> None:
         samples = self._samples(device)
@@ -425,14 +326,15 @@ class Agent:
             added: list[tuple[str, float]] = []
             gaps_before = ledger.gap_counts()
             with ledger.batch():
-                for channel, label, kind, ts, value, rate in samples:
+                for sample in samples:
                     try:
-                        amount = ledger.record(channel, label, kind, ts, value, max_rate=rate)  # type: ignore[arg-type]
+                        amount = ledger.record(sample.channel, sample.source, sample.kind, sample.timestamp,
+                                               sample.value, max_rate=sample.max_rate)
                     except ValueError as exc:
                         log.warning("%s: %s", device, exc)
                         continue
-                    if amount is not None and kind != "level":
-                        added.append((channel, amount))
+                    if amount is not None and sample.kind != "level":
+                        added.append((sample.channel, amount))
             with self.lock:
                 self.gaps = {**self.gaps, **{c: n for c, n in ledger.gap_counts().items()
                                              if n != gaps_before.get(c)}}
@@ -466,7 +368,8 @@ class Agent:
                            for s in (self.ledger, self.state.db))
             return AgentStatus(
                 site=self.config.site, time=now, started=self.started, devices=devices,
-                cdus=dict(self.cdu_views), meters=dict(self.meter_views), loops=loops,
+                views={t.kind: {n: v for n, v in self.views.items() if self.types[n] is t} for t in DEVICE_TYPES},
+                loops=loops,
                 actions=dict(self.engine.counter), events_total=self.events_total, ledger_totals=dict(self.totals),
                 year=self.year, year_totals=dict(self.year_totals), ledger_gaps=dict(self.gaps), stores=stores,
                 divergence_warn=self.config.divergence_warn)
@@ -525,12 +428,10 @@ class Agent:
         self.stop.set()
         self.wake.set()
         self.pool.shutdown(wait=True)
-        for cdu in self.cdus.values():
+        for name, reader in self.readers.items():
             try:
-                cdu.close()
+                reader.close()  # a session is deleted on the device
             except Exception as exc:
-                log.debug("%s: closing: %s", cdu.name, exc)
-        for meter in self.meters.values():
-            meter.close()
+                log.debug("%s: closing: %s", name, exc)
         self.ledger.close()
         self.state.close()

@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bitten.cooling.redfish import CduReading, Connector
+from bitten.cooling.redfish import LEAK_STATES, CduReading, Connector
 from bitten.site.model import LoopLimits
 
-#: leak detector states that mean a leak (Redfish Health values)
-LEAK_STATES = frozenset({"Warning", "Critical"})
 #: condition severities that raise an alarm
 ALARMING = frozenset({"Warning", "Critical"})
+
+__all__ = ["LEAK_STATES", "Alarm", "AlarmTracker", "Transition", "Verdict", "evaluate", "findings"]
 
 State = Literal["raised", "clear", "unknown"]
 

@@ -84,38 +84,23 @@ def check(config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml")) -> None:
     """Validate the configuration and read every device once (no actions, no ledger); exit 1 if one fails."""
     from rich.table import Table
 
-    from bitten.cooling.agent import cdu_view, meter_view
-    from bitten.cooling.modbus import ModbusMeter
-    from bitten.cooling.redfish import RedfishCdu
+    from bitten.cooling.devices import DEVICE_TYPES
 
     cfg = _config(config)
     table = Table(title=f"cooling devices of {cfg.site}")
     for column in ("device", "result"):
         table.add_column(column)
     failed = 0
-    for name, c in sorted(cfg.cdus.items()):
-        try:
-            view = cdu_view(RedfishCdu(name, c.url, c.cdu_id, username=c.username, password=c.password,
-                                       auth=c.auth, ca_file=c.ca_file).read(),
-                            cfg.coolants.get(c.coolant) if c.coolant else None)
-            parts = [f"{x.side}: {x.flow_lpm} L/min, dT {x.delta_k} K, heat "
-                     f"{x.heat_computed_kw and round(x.heat_computed_kw, 2)} kW computed / {x.heat_reported_kw} kW "
-                     "reported" for x in view.connectors]
-            table.add_row(name, f"health {view.reading.health}; " + "; ".join(parts))
-        except Exception as exc:
-            failed += 1
-            table.add_row(name, f"[red]{exc}[/]")
-    for name, d in sorted(cfg.modbus.items()):
-        meter = ModbusMeter(name, d, cfg.register_maps[d.register_map])
-        try:
-            mview = meter_view(meter.read())
-            table.add_row(name, ", ".join(f"{k}={p.value:g} {p.unit}" if p.value is not None else f"{k}=invalid"
-                                          for k, p in mview.reading.points.items()))
-        except Exception as exc:
-            failed += 1
-            table.add_row(name, f"[red]{exc}[/]")
-        finally:
-            meter.close()
+    for device_type in DEVICE_TYPES:
+        for name, entry in sorted(device_type.entries(cfg).items()):
+            reader = device_type.reader(name, entry, cfg, min(5.0, cfg.read_deadline_s))
+            try:
+                table.add_row(name, device_type.describe(device_type.view(name, reader.read(), cfg)))
+            except Exception as exc:
+                failed += 1
+                table.add_row(name, f"[red]{exc}[/]")
+            finally:
+                reader.close()
     out.print(table)
     if failed:
         raise typer.Exit(1)

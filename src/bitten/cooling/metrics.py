@@ -68,36 +68,17 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bitten.cooling.alarms import LEAK_STATES
+from bitten.cooling.devices import DEVICE_TYPES
 from bitten.cooling.ledger import CHANNEL_UNITS
 from bitten.cooling.status import AgentStatus
-from bitten.site.model import ALARM_KINDS, UNITS
+from bitten.site.model import ALARM_KINDS
 
 P = "bitten_cooling_"
-KW = 1000.0  # W per kW
 KWH = 3.6e6  # J per kWh
-LPM = 1 / 60000.0  # m3/s per L/min
-#: a Modbus register's dimension -> (metric name after bitten_cooling_meter_, factor from the canonical unit,
-#: counter?)
-METER_METRICS: dict[str, tuple[str, float, bool]] = {
-    "temperature": ("temperature_celsius", 1.0, False),
-    "temperature_difference": ("temperature_difference_celsius", 1.0, False),
-    "flow": ("flow_cubic_meters_per_second", LPM, False),
-    "power": ("power_watts", KW, False),
-    "energy": ("energy_joules", KWH, True),
-    "volume": ("volume_cubic_meters", 1.0, True),
-    "pressure": ("pressure_pascals", 1000.0, False),
-    "percent": ("ratio", 0.01, False),
-    "dimensionless": ("value", 1.0, False),
-}
 
 
 def _g(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, labels=labels)
-
-
-def _scaled(value: float | None, factor: float) -> float | None:
-    return None if value is None else value * factor
 
 
 class AgentCollector(Collector):
@@ -109,8 +90,8 @@ class AgentCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         st = self.status()
         yield from self._devices(st)
-        yield from self._cdus(st)
-        yield from self._meters(st)
+        for device_type in DEVICE_TYPES:  # each type's own readings (bitten.cooling.devices)
+            yield from device_type.metrics(st.views.get(device_type.kind, {}), st)
         yield from self._alarms(st)
         yield from self._stores(st)
         yield from self._energy(st)
@@ -138,88 +119,6 @@ class AgentCollector(Collector):
             garbage.add_metric([d.name], d.garbage_total)
             duration.add_metric(labels, d.duration_s)
         yield from (up, stale, last, age, fails, errors, garbage, duration)
-
-    def _cdus(self, st: AgentStatus) -> Iterator[Metric]:
-        lab = ["cdu", "side", "connector"]
-        fams = {key: _g(P + key, doc, lab) for key, doc in (
-            ("supply_temperature_celsius", "coolant supply temperature"),
-            ("return_temperature_celsius", "coolant return temperature"),
-            ("delta_temperature_celsius", "return minus supply temperature (a difference)"),
-            ("flow_cubic_meters_per_second", "coolant flow"),
-            ("heat_computed_watts", "heat from rho * cp * flow * delta-T with the coolant's properties"),
-            ("heat_reported_watts", "heat removed as the CDU reports it (HeatRemovedkW)"),
-            ("heat_divergence_ratio", "(computed - reported) / reported heat"),
-            ("heat_divergence_exceeded", "1 if |divergence| exceeds divergence_warn"),
-            ("supply_temperature_setpoint_celsius", "supply temperature set point"),
-        )}
-        rho = _g(P + "coolant_density_grams_per_cubic_meter", "coolant density used", ["cdu", "side", "source"])
-        cp = _g(P + "coolant_specific_heat_joules_per_gram_celsius", "coolant specific heat used",
-                ["cdu", "side", "source"])
-        healthy = _g(P + "cdu_healthy", "1 if the CDU's Status.Health is OK", ["cdu"])
-        pump_failed = _g(P + "pump_failed", "1 if the pump reports a failure", ["cdu", "pump"])
-        pump_speed = _g(P + "pump_speed_ratio", "pump speed (0-1)", ["cdu", "pump"])
-        filt = _g(P + "filter_healthy", "1 if the filter's health is OK", ["cdu", "filter"])
-        leak = _g(P + "leak_detected", "1 if the leak detector reports a leak (absent while its state is unknown)",
-                  ["cdu", "detector"])
-        for name, view in sorted(st.cdus.items()):
-            r = view.reading
-            if r.health is not None:
-                healthy.add_metric([name], 1.0 if r.health == "OK" else 0.0)
-            for c in view.connectors:
-                labels = [name, c.side, c.id]
-                for key, value in (("supply_temperature_celsius", c.supply_c),
-                                   ("return_temperature_celsius", c.return_c),
-                                   ("delta_temperature_celsius", c.delta_k),
-                                   ("flow_cubic_meters_per_second", _scaled(c.flow_lpm, LPM)),
-                                   ("heat_computed_watts", _scaled(c.heat_computed_kw, KW)),
-                                   ("heat_reported_watts", _scaled(c.heat_reported_kw, KW)),
-                                   ("heat_divergence_ratio", c.divergence),
-                                   ("supply_temperature_setpoint_celsius", c.setpoint_c)):
-                    if value is not None:
-                        fams[key].add_metric(labels, value)
-                if c.divergence is not None:
-                    exceeded = abs(c.divergence) > st.divergence_warn
-                    fams["heat_divergence_exceeded"].add_metric(labels, 1.0 if exceeded else 0.0)
-                if c.props is not None:
-                    source = c.props.source.split("@")[0]
-                    rho.add_metric([name, c.side, source], c.props.density_kg_m3 * 1000.0)
-                    cp.add_metric([name, c.side, source], c.props.specific_heat_kj_kg_k)
-            for p in r.pumps:
-                if p.known:
-                    pump_failed.add_metric([name, p.id], 1.0 if p.failed else 0.0)
-                if p.speed_percent is not None:
-                    pump_speed.add_metric([name, p.id], p.speed_percent / 100.0)
-            for f in r.filters:
-                filt.add_metric([name, f.id], 1.0 if f.health in ("OK", None) else 0.0)
-            for d in r.leak_detectors:
-                if d.state is not None:
-                    leak.add_metric([name, d.id], 1.0 if d.state in LEAK_STATES else 0.0)
-        yield from fams.values()
-        yield from (rho, cp, healthy, pump_failed, pump_speed, filt, leak)
-
-    def _meters(self, st: AgentStatus) -> Iterator[Metric]:
-        labels = ["meter", "register", "quantity"]
-        fams: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
-        for metric, _factor, counter in METER_METRICS.values():
-            name = P + "meter_" + metric
-            doc = f"a Modbus register in its base unit ({metric.rsplit('_', 1)[-1]})"
-            fams[metric] = CounterMetricFamily(name, doc, labels=labels) if counter else _g(name, doc, labels)
-        computed = _g(P + "meter_heat_computed_watts", "heat from the meter's flow and temperatures", ["meter"])
-        reported = _g(P + "meter_heat_reported_watts", "heat power the meter reports", ["meter"])
-        div = _g(P + "meter_heat_divergence_ratio", "(computed - reported) / reported heat", ["meter"])
-        for name, view in sorted(st.meters.items()):
-            for reg, point in view.reading.points.items():
-                if point.value is None or point.unit not in UNITS:
-                    continue
-                metric, factor, _counter = METER_METRICS[UNITS[point.unit][0]]
-                fams[metric].add_metric([name, reg, point.quantity or ""], point.value * factor)
-            for fam, v in ((computed, _scaled(view.heat_computed_kw, KW)), (reported, _scaled(view.heat_reported_kw,
-                                                                                              KW)),
-                           (div, view.divergence)):
-                if v is not None:
-                    fam.add_metric([name], v)
-        yield from fams.values()
-        yield from (computed, reported, div)
 
     def _alarms(self, st: AgentStatus) -> Iterator[Metric]:
         alarm = _g(P + "alarm_active", "1 while the alarm is active", ["loop", "kind"])

@@ -42,6 +42,10 @@ CONDITION_KINDS: dict[str, str] = {
 }
 #: Redfish Health values
 HEALTH = frozenset({"OK", "Warning", "Critical"})
+#: leak detector states that mean a leak (Redfish Health values)
+LEAK_STATES = frozenset({"Warning", "Critical"})
+#: where CoolingUnits live under /redfish/v1/ThermalEquipment (DMTF ThermalEquipment)
+EQUIPMENT = ("CDUs", "HeatExchangers", "ImmersionUnits")
 #: Redfish Status.State values that mean a part is not there (not counted, not unknown)
 ABSENT = frozenset({"Absent"})
 
@@ -160,10 +164,10 @@ class RedfishCdu:
     def __init__(self, name: str, url: str, cdu_id: str = "1", *, username: str | None = None,
                  password: str | None = None, auth: AuthMode = "basic", ca_file: str | None = None,
                  timeout: float = 5.0, deadline_s: float | None = None, max_bytes: int = 4 * 1024 * 1024,
-                 plausibility: Plausibility | None = None) -> None:
+                 plausibility: Plausibility | None = None, collection: str = "CDUs") -> None:
         self.name = name
         self.base = url.rstrip("/")
-        self.cdu_path = f"/redfish/v1/ThermalEquipment/CDUs/{cdu_id}"
+        self.cdu_path = f"/redfish/v1/ThermalEquipment/{collection}/{cdu_id}"
         self.timeout = timeout
         self.deadline_s = deadline_s if deadline_s is not None else timeout
         self.limits = plausibility or Plausibility()

@@ -8,10 +8,7 @@ from; nothing outside the agent reads its internals or its databases.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from bitten.cooling.agent import CduView, MeterView
+from typing import Any
 
 #: version of the /status document; a reader refuses one it does not know
 STATUS_VERSION = 1
@@ -65,8 +62,8 @@ class AgentStatus:
     time: float
     started: float
     devices: tuple[DeviceStatus, ...]
-    cdus: dict[str, CduView]
-    meters: dict[str, MeterView]
+    #: device kind (bitten.cooling.devices) -> device -> its latest view
+    views: dict[str, dict[str, Any]]
     loops: tuple[LoopStatus, ...]
     #: (action, result) -> count
     actions: dict[tuple[str, str], int]

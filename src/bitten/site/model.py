@@ -365,8 +365,11 @@ class Cdu(Strict):
 
     #: base URL of the CDU's Redfish service (scheme://host[:port])
     url: Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]
-    #: id under /redfish/v1/ThermalEquipment/CDUs/
+    #: id under /redfish/v1/ThermalEquipment/<equipment>/
     cdu_id: str = "1"
+    #: the DMTF collection the unit is in: CDUs, HeatExchangers (a rear-door heat exchanger), ImmersionUnits --
+    #: the same CoolingUnit schema, read and alarmed alike
+    equipment: Literal["CDUs", "HeatExchangers", "ImmersionUnits"] = "CDUs"
     coolant: str | None = None
     model: str = ""
     #: Redfish account (read-only role suffices unless setpoint writes are enabled); the password comes from
