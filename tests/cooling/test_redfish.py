@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bitten.cooling.devices import cdu_view
 from bitten.cooling.alarms import evaluate, findings
+from bitten.cooling.devices import cdu_view
 from bitten.cooling.modbus import DeviceError, WriteRefused
 from bitten.cooling.redfish import RedfishCdu
 from bitten.core.pki import server_tls
