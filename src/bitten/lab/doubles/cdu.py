@@ -589,12 +589,13 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
+            drip = faults.drip_s  # once: a test may change it while this answer drips
             try:
-                if faults.drip_s:
+                if drip:
                     for i in range(len(prefix)):
                         self.wfile.write(prefix[i:i + 1])
                         self.wfile.flush()
-                        time.sleep(faults.drip_s)
+                        time.sleep(drip)
                 else:
                     self.wfile.write(prefix)
                 chunk = b"x" * 65536
