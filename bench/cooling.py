@@ -17,8 +17,8 @@ time per poll cycle with 100 CDUs. Every figure is a ratio against a baseline me
   without ``$expand`` against the 700-document loop, and the share of one core at a 10 s poll interval. The
   simulator runs in a separate process, so its CPU is not counted.
 
-Slurm is the in-memory stand-in (bitten.cooling.slurm.MemorySlurm): the bench measures the agent, not scontrol
-(the real drain on slurmctld is exercised in the cooling_agent Molecule scenario).
+Slurm is the in-memory stand-in (bitten.lab.doubles.slurm.MemorySlurm, a TEST DOUBLE): the bench measures the agent,
+not scontrol (the real drain on slurmctld is exercised in the cooling_agent Molecule scenario).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import requests
 
 from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
-from bitten.cooling.slurm import MemorySlurm
 from bitten.lab.doubles.cdu import CduSimulator, ConstantLoad, Plant, serve_cdus
+from bitten.lab.doubles.slurm import MemorySlurm
 from bitten.lab.httpserve import base_url, in_thread
 
 KINDS = ("leak", "pump_failed", "low_flow", "high_supply_temperature", "stale", "sensor_lost")
@@ -200,9 +200,9 @@ def cpu_per_cycle(cdus: int, cycles: int, expand: bool) -> dict[str, float]:
             try:
                 agent.poll_once()  # warm-up: the service root, and without $expand the collections, once
                 assert all(st.failures == 0 for st in agent.devices.values())
-                requests_before = sum(agent.cdus[n].connection.connector.counters.requests for n in agent.cdus)
+                requests_before = sum(agent.cdus[n].connection.conn.connector.counters.requests for n in agent.cdus)
                 out["agent"] = _cpu(agent.poll_once, cycles)
-                made = sum(agent.cdus[n].connection.connector.counters.requests for n in agent.cdus)
+                made = sum(agent.cdus[n].connection.conn.connector.counters.requests for n in agent.cdus)
                 out["requests"] = (made - requests_before) / (cycles + 1)
             finally:
                 agent.close()
@@ -247,8 +247,8 @@ def main() -> None:
     cdus, cycles = 100, 5
     figures = cpu_per_cycle(cdus, cycles, expand=True)
     agent, bare, bare_x = figures["agent"], figures["bare_documents"], figures["bare_expanded"]
-    print(f"poll cycle with {cdus} CDUs, $expand ({figures['requests']:.0f} requests), median of {cycles} cycles: agent "
-          f"CPU {agent * 1000:.0f} ms = {agent / bare:.2f}x a bare requests+JSON loop over the same {cdus * 7} "
+    print(f"poll cycle with {cdus} CDUs, $expand ({figures['requests']:.0f} requests), median of {cycles} cycles: "
+          f"agent CPU {agent * 1000:.0f} ms = {agent / bare:.2f}x a bare requests+JSON loop over the same {cdus * 7} "
           f"documents ({bare * 1000:.0f} ms; target <= 1.0), {agent / bare_x:.2f}x a bare loop of its own "
           f"{cdus} expanded requests ({bare_x * 1000:.0f} ms); at a 10 s interval {agent / 10 * 100:.2f} % of a core "
           f"(target <= 1 %)")

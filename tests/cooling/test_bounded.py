@@ -17,8 +17,8 @@ from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
 from bitten.cooling.errors import DeviceError
 from bitten.cooling.redfish import RedfishCdu
-from bitten.cooling.slurm import MemorySlurm
 from bitten.lab.doubles.cdu import CduSimulator, ConstantLoad, Plant, serve_cdus
+from bitten.lab.doubles.slurm import MemorySlurm
 from bitten.lab.httpserve import Server, base_url, in_thread
 
 from .helpers import agent_config
@@ -117,7 +117,7 @@ def test_a_100_mib_answer_is_refused_without_holding_it(cdu_sim: Any, declared: 
     sim.set_fault(1, pad_bytes=100 * 1024 * 1024, pad_declared=declared)
     tracemalloc.start()
     try:
-        with pytest.raises(DeviceError, match="cap of 4194304 bytes"):
+        with pytest.raises(DeviceError, match="4194304-byte cap"):
             cdu.read()
         _current, peak = tracemalloc.get_traced_memory()
     finally:
@@ -135,6 +135,6 @@ def test_the_size_cap_is_configuration(tmp_path: Path, cdu_sim: Any) -> None:
     try:
         sim.set_fault(1, pad_bytes=128 * 1024)
         agent.poll_once()
-        assert agent.devices["cdu-a"].failures == 1 and "cap of 65536 bytes" in agent.devices["cdu-a"].last_error
+        assert agent.devices["cdu-a"].failures == 1 and "65536-byte cap" in agent.devices["cdu-a"].last_error
     finally:
         agent.close()

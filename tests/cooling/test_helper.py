@@ -15,7 +15,8 @@ import pytest
 
 from bitten.capabilities import load_site, render_file
 from bitten.cooling import helper
-from bitten.cooling.slurm import HelperSlurm, SlurmError
+from bitten.cooling.nodes import HelperSlurm
+from bitten.core.scontrol import ScontrolError as SlurmError
 
 REPO = Path(__file__).resolve().parents[2]
 REASON = "bitten-cooling: leak on cdu-a (loop loop-a): leak detected by Moisture"

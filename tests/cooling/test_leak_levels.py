@@ -13,11 +13,12 @@ import yaml
 
 from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
-from bitten.cooling.slurm import MemorySlurm
 from bitten.core.pki import CertificateAuthority
-from bitten.core.redfish.connection import Connection, Endpoint, Tls
+from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.credentials import Credentials
+from bitten.core.redfish.endpoint import Endpoint, Tls
 from bitten.lab.doubles.bmc_emulator import EmulatorServer, SystemSpec, write_htpasswd
+from bitten.lab.doubles.slurm import MemorySlurm
 from bitten.lab.httpserve import base_url
 
 from .helpers import agent_config

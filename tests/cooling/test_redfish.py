@@ -105,7 +105,7 @@ def test_tls_verified_against_the_configured_ca(tmp_path: Path, mockup_dir: Path
     try:
         url = base_url(server, "https")
         assert RedfishCdu("tls", url, "1", auth="none", ca_file=str(ca)).read().health == "Warning"
-        with pytest.raises(DeviceError, match=r"TLS verification failed .* CDU's certificate as its ca_file"):
+        with pytest.raises(DeviceError, match=r"TLS verification failed .* the CDU's certificate"):
             RedfishCdu("tls", url, "1", auth="none", ca_file=str(other_ca)).read()
     finally:
         server.shutdown()

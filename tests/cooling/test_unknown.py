@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bitten.cooling.agent import Agent
-from bitten.cooling.slurm import MemorySlurm
+from bitten.lab.doubles.slurm import MemorySlurm
 from bitten.lab.httpserve import base_url
 
 from .helpers import agent_config

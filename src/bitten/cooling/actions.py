@@ -26,11 +26,15 @@ from pathlib import Path
 from typing import Protocol
 
 from bitten.cooling.alarms import Alarm, Transition
-from bitten.cooling.slurm import REASON, HelperSlurm, NodeState, Slurm, SlurmError
+from bitten.cooling.nodes import HelperSlurm, Slurm
 from bitten.cooling.store import Supervised
+from bitten.core.scontrol import NodeState, ReasonPrefix, ScontrolError
 from bitten.site.model import AlarmAction
 
 log = logging.getLogger("bitten.cooling.actions")
+
+#: every reason the agent sets starts with this, and it only ever resumes nodes whose reason does
+REASON = ReasonPrefix("bitten-cooling:")
 
 
 @dataclass(frozen=True)
@@ -231,7 +235,7 @@ class HelperCapper(GpuPowerCapper):
     def set_limit(self, node: str, watts: int) -> None:
         try:
             self.slurm.cap(node, watts)
-        except SlurmError as exc:
+        except ScontrolError as exc:
             raise RuntimeError(str(exc)) from exc
 
 
@@ -343,7 +347,7 @@ class ActionEngine:
             if not todo:
                 return [n for n in names if n in states and states[n].drained]
             after = self.slurm.drain(todo, reason)
-        except SlurmError as exc:
+        except ScontrolError as exc:
             self._record(loop, kind, "drain", names, "failed", str(exc))
             return []
         missed = [n for n in todo if n not in after or not after[n].drained]
@@ -366,7 +370,7 @@ class ActionEngine:
             if not todo:
                 return
             after = self.slurm.resume(todo)
-        except SlurmError as exc:
+        except ScontrolError as exc:
             self._record(loop, kind, "resume", names, "failed", str(exc))
             return
         missed = [n for n in todo if n not in after or after[n].drained]
@@ -387,7 +391,7 @@ class ActionEngine:
             if not jobs:
                 return True
             left = self.slurm.requeue(jobs, names) if how == "requeue" else self.slurm.cancel(jobs, names)
-        except SlurmError as exc:
+        except ScontrolError as exc:
             self._record(loop, kind, action, names, "failed", str(exc))
             return False
         if left:

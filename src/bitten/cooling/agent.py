@@ -15,7 +15,6 @@ metrics say so, and it is opened again until it works.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -31,13 +30,14 @@ from bitten.cooling.devices import DEVICE_TYPES, CduView, DeviceType, MeterView,
 from bitten.cooling.errors import DeviceError
 from bitten.cooling.events import EventListener
 from bitten.cooling.ledger import Ledger
+from bitten.cooling.nodes import HelperSlurm, LocalSlurm, Slurm
 from bitten.cooling.redfish import RedfishCdu
-from bitten.cooling.slurm import HelperSlurm, Scontrol, Slurm
 from bitten.cooling.status import AgentStatus, AlarmStatus, DeviceStatus, LoopStatus, StoreStatus
 from bitten.cooling.store import Supervised
+from bitten.core.retry import Backoff
 from bitten.site.model import AlarmAction
 
-__all__ = ["Agent", "CduView", "DeviceState", "MeterView", "backoff", "cdu_view", "meter_view"]
+__all__ = ["Agent", "CduView", "DeviceState", "MeterView", "cdu_view", "meter_view", "poll_backoff"]
 
 log = logging.getLogger("bitten.cooling.agent")
 
@@ -63,20 +63,21 @@ class DeviceState:
         return now - reference > stale_after
 
 
-def backoff(failures: int, base: float, cap: float = 60.0) -> float:
-    """Seconds before the next attempt after ``failures`` consecutive failures (exponential, jittered).
+#: the longest wait between attempts at a device that fails: one that comes back is seen again within about a
+#: minute, and one request a minute to a device that is down costs nothing
+RETRY_CAP_S = 60.0
 
-    Capped at a minute: a CDU that comes back should be seen again within about a minute, and one request a
-    minute to a device that is down costs nothing.
-    """
-    delay = min(base * 2 ** max(0, failures - 1), max(cap, base))
-    return float(delay * random.uniform(0.8, 1.2))
+
+def poll_backoff(poll_interval: float) -> Backoff:
+    """When to try a failing device again: the poll interval, doubling per failure, capped, jittered."""
+    return Backoff(initial=poll_interval, maximum=max(RETRY_CAP_S, poll_interval), jitter=0.2)
 
 
 class Agent:
     def __init__(self, config: AgentConfig, *, slurm: Slurm | None = None, capper: GpuPowerCapper | None = None,
                  power: PowerControl | None = None, request_timeout: float = 5.0) -> None:
         self.config = config
+        self.retry = poll_backoff(config.poll_interval_s)
         self.started = time.time()
         timeout = min(request_timeout, config.read_deadline_s)
         #: every device, its type (bitten.cooling.devices) and its client
@@ -108,7 +109,7 @@ class Agent:
             retry_s=config.store_retry_s, on_open=self._ledger_opened)
         helper = HelperSlurm(config.helper, config.scontrol) if config.helper else None
         if slurm is None and config.slurm_actions:
-            slurm = helper or Scontrol(config.scontrol)
+            slurm = helper or LocalSlurm(config.scontrol)
         if capper is None and config.gpu_power_command:
             capper = HelperCapper(helper) if helper else GpuPowerCapper(config.gpu_power_command)
         if power is None and config.bmc_credentials_file and any(n.bmc for lp in config.loops.values()
@@ -228,7 +229,7 @@ class Agent:
             st.failures += 1
             st.errors_total += 1
             st.last_error = f"{error.__class__.__name__}: {error}"[:300]
-            st.next_attempt = now + backoff(st.failures, self.config.poll_interval_s)
+            st.next_attempt = now + self.retry.delay(st.failures)
             level = logging.WARNING if st.failures in (1, 5) or st.failures % 50 == 0 else logging.DEBUG
             log.log(level, "%s: poll failed (%d in a row, next try in %.0f s): %s", name, st.failures,
                     st.next_attempt - now, st.last_error)

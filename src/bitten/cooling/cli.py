@@ -161,19 +161,21 @@ def resume(
     Reports what Slurm shows afterwards: exit 0 when no node of the loop is drained by the agent any more (a node
     that is not responding stays down until its slurmd answers, and is named), 1 when Slurm still shows one drained.
     """
-    from bitten.cooling.slurm import REASON, HelperSlurm, Scontrol, SlurmError
+    from bitten.cooling.actions import REASON
+    from bitten.cooling.nodes import HelperSlurm, LocalSlurm
+    from bitten.core.scontrol import ScontrolError
 
     cfg = _config(config)
     if loop not in cfg.loops:
         err.print(f"[red]error[/]: no loop {loop!r}; known: {', '.join(cfg.loops)}")
         raise typer.Exit(EXIT_INVALID)
     names = [n.name for n in cfg.loops[loop].nodes]
-    slurm = HelperSlurm(cfg.helper, cfg.scontrol) if cfg.helper else Scontrol(cfg.scontrol)
+    slurm = HelperSlurm(cfg.helper, cfg.scontrol) if cfg.helper else LocalSlurm(cfg.scontrol)
     try:
         states = slurm.node_states(names)
         ours = [n for n in names if n in states and states[n].drained and REASON.owns(states[n])]
         after = slurm.resume(ours) if ours else {}
-    except SlurmError as exc:
+    except ScontrolError as exc:
         err.print(f"[red]error[/]: {exc}")
         raise typer.Exit(1) from None
     still = [n for n in ours if n not in after or after[n].drained]

@@ -239,7 +239,7 @@ MIN_CAP_SHARE = 0.10
 def allowed(site: Site) -> dict[str, Any]:
     """What the agent's privileged helper lets it change (bitten.cooling.helper): the nodes of every loop, the
     reason prefix it owns, the GPU power range per node and the command that sets it."""
-    from bitten.cooling.slurm import REASON
+    from bitten.cooling.actions import REASON
 
     nodes = sorted({n for loop in site.cooling.loops for n in site.loop_nodes(loop)})
     watts = {}

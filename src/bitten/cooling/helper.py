@@ -20,7 +20,7 @@ So the agent can never set a node DOWN, change another attribute, touch a node o
 administrator drained, or end another job. Every answer carries what Slurm shows afterwards (the node states read
 back), so the agent reports what Slurm did. Exit 0: done (see the answer); 2: refused (nothing ran); 1: Slurm failed.
 
-Standard library only (it runs as root: the less it imports, the less there is to trust).
+Standard library and bitten.core.scontrol only (it runs as root: the less it imports, the less there is to trust).
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ import json
 import os
 import re
 import stat
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from bitten.core.process import Result, run
+from bitten.core.scontrol import NodeState, Scontrol, ScontrolError
 
 POLICY = Path("/etc/bitten/cooling/allowed.json")
 ACTIONS = ("drain", "resume", "requeue", "cancel", "cap")
@@ -84,47 +86,44 @@ def _nodes(request: dict[str, Any], policy: dict[str, Any]) -> list[str]:
     return list(nodes)
 
 
-def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(list(argv), capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
-                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SlurmFailed(f"{argv[0]}: {exc}") from None
+def _run(argv: Sequence[str]) -> Result:
+    result = run(list(argv), TIMEOUT_S, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+    if result.missing or result.timed_out:
+        raise SlurmFailed(f"{argv[0]}: {result.stderr.strip() or 'no answer within the time limit'}")
+    return result
+
+
+def _scontrol(policy: dict[str, Any]) -> Scontrol:
+    return Scontrol([str(policy.get("scontrol", "/usr/bin/scontrol"))], TIMEOUT_S)
 
 
 def node_states(policy: dict[str, Any], nodes: Sequence[str]) -> dict[str, dict[str, str | None]]:
-    """``scontrol show node -o`` of the nodes: name -> {state, reason}."""
-    proc = _run([policy.get("scontrol", "/usr/bin/scontrol"), "show", "node", "-o", ",".join(nodes)])
-    if proc.returncode != 0:
-        raise SlurmFailed(f"scontrol show node: exit {proc.returncode}: {proc.stderr.strip()[:300]}")
-    out: dict[str, dict[str, str | None]] = {}
-    for line in proc.stdout.splitlines():
-        name = re.match(r"^\s*NodeName=(\S+)", line)
-        state = re.search(r"\bState=(\S+)", line)
-        if not name or not state:
-            continue
-        reason = re.search(r"\bReason=(.*?)(?: \[[^\]@]+@[^\]]+\])?(?=\s+\w+=|$)", line)
-        text = reason.group(1).strip() if reason else ""
-        out[name.group(1)] = {"state": state.group(1), "reason": None if text in ("", "(null)", "None") else text}
-    return out
+    """``scontrol show node -o`` of the nodes (bitten.core.scontrol): name -> {state, reason}."""
+    try:
+        shown = _scontrol(policy).node_states(nodes)
+    except ScontrolError as exc:
+        raise SlurmFailed(str(exc)) from None
+    return {name: {"state": node.state, "reason": node.reason} for name, node in shown.items()}
 
 
 def _drained(node: dict[str, str | None]) -> bool:
-    flags = {part.rstrip("*~#!%$@^-") for part in str(node.get("state", "")).upper().split("+")}
-    return bool({"DRAIN", "DRAINED", "DRAINING"} & flags)
+    return NodeState("", str(node.get("state", "")), node.get("reason")).drained
 
 
-def _update(policy: dict[str, Any], nodes: list[str], *fields: str) -> dict[str, Any]:
-    proc = _run([policy.get("scontrol", "/usr/bin/scontrol"), "update", f"NodeName={','.join(nodes)}", *fields])
-    after = node_states(policy, nodes)  # what Slurm did, whatever scontrol's exit says
-    return {"nodes": after, "scontrol_exit": proc.returncode, "scontrol_error": proc.stderr.strip()[:300]}
+def _update(policy: dict[str, Any], nodes: list[str], fields: dict[str, str]) -> dict[str, Any]:
+    error = ""
+    try:
+        _scontrol(policy).update(nodes, fields)
+    except ScontrolError as exc:  # read back anyway: scontrol exits 1 for a node that does not respond
+        error = str(exc)[:300]
+    return {"nodes": node_states(policy, nodes), "scontrol_error": error}
 
 
 def _running(policy: dict[str, Any], nodes: list[str]) -> set[str]:
-    proc = _run([policy.get("squeue", "/usr/bin/squeue"), "-h", "-t", "RUNNING", "-w", ",".join(nodes), "-o", "%A"])
-    if proc.returncode != 0:
-        raise SlurmFailed(f"squeue: exit {proc.returncode}: {proc.stderr.strip()[:300]}")
-    return {line.strip() for line in proc.stdout.splitlines() if JOB.match(line.strip())}
+    result = _run([policy.get("squeue", "/usr/bin/squeue"), "-h", "-t", "RUNNING", "-w", ",".join(nodes), "-o", "%A"])
+    if result.returncode != 0:
+        raise SlurmFailed(f"squeue: exit {result.returncode}: {result.stderr.strip()[:300]}")
+    return {line.strip() for line in result.stdout.splitlines() if JOB.match(line.strip())}
 
 
 def handle(request: Any, policy: dict[str, Any]) -> dict[str, Any]:
@@ -148,14 +147,14 @@ def handle(request: Any, policy: dict[str, Any]) -> dict[str, Any]:
                 or UNSAFE.search(reason):
             raise Refused(f"reason: starts with {prefix!r}, at most {MAX_REASON} characters, no '=', quote or "
                           "control character")
-        return _update(policy, nodes, "State=DRAIN", f"Reason={reason}")
+        return _update(policy, nodes, {"State": "DRAIN", "Reason": reason})
     if action == "resume":
         states = node_states(policy, nodes)
         theirs = [n for n in nodes if n not in states or not _drained(states[n])
                   or not str(states[n].get("reason") or "").startswith(prefix)]
         if theirs:
             raise Refused(f"not drained by the agent (left alone): {', '.join(theirs)}")
-        return _update(policy, nodes, "State=RESUME")
+        return _update(policy, nodes, {"State": "RESUME"})
     if action in ("requeue", "cancel"):
         jobs = request.get("jobs")
         if not isinstance(jobs, list) or not jobs or not all(isinstance(j, str) and JOB.match(j) for j in jobs):
@@ -166,9 +165,9 @@ def handle(request: Any, policy: dict[str, Any]) -> dict[str, Any]:
             raise Refused(f"not running on these nodes: {', '.join(elsewhere)[:200]}")
         argv = ([policy.get("scontrol", "/usr/bin/scontrol"), "requeue", ",".join(jobs)] if action == "requeue"
                 else [policy.get("scancel", "/usr/bin/scancel"), *jobs])
-        proc = _run(argv)
+        result = _run(argv)
         left = sorted(set(jobs) & _running(policy, nodes))
-        return {"jobs_left": left, "exit": proc.returncode, "error": proc.stderr.strip()[:300]}
+        return {"jobs_left": left, "exit": result.returncode, "error": result.stderr.strip()[:300]}
     # cap
     watts = request.get("watts")
     command = policy.get("gpu_power_command") or []
@@ -180,9 +179,9 @@ def handle(request: Any, policy: dict[str, Any]) -> dict[str, Any]:
     if isinstance(watts, bool) or not isinstance(watts, int) or not bounds[0] <= watts <= bounds[1]:
         raise Refused(f"watts: a whole number within [{bounds[0]}, {bounds[1]}]")
     argv = [str(part).replace("{node}", nodes[0]).replace("{watts}", str(watts)) for part in command]
-    proc = _run(argv)
-    if proc.returncode != 0:
-        raise SlurmFailed(f"{argv[0]}: exit {proc.returncode}: {proc.stderr.strip()[:300]}")
+    result = _run(argv)
+    if result.returncode != 0:
+        raise SlurmFailed(f"{argv[0]}: exit {result.returncode}: {result.stderr.strip()[:300]}")
     return {"capped": nodes[0], "watts": watts}
 
 

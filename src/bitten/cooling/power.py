@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from bitten.cooling.config import AgentConfig, BmcEntry
-from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts, Tls, translated
+from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.credentials import CredentialStore
+from bitten.core.redfish.endpoint import Endpoint, Timeouts, Tls
 from bitten.core.redfish.errors import RedfishError
+from bitten.core.retry import Backoff
 
-#: reads that may be repeated; the reset itself is sent once
-READ_RETRY = RetryPolicy(attempts=3, initial_delay=0.5, max_delay=2.0)
-ONCE = RetryPolicy(attempts=1)
+#: reads that may be repeated (the client never repeats a POST that may have reached the BMC)
+READ_RETRY = Backoff(attempts=3, initial=0.5, maximum=2.0)
 
 
 @dataclass
@@ -52,8 +53,8 @@ class BmcPower:
             raise RedfishError(f"node {node}", "no BMC configured for it")
         return Endpoint(host=node, url=bmc.url, system_id=bmc.system_id, flavour=bmc.flavour)
 
-    def _connection(self, node: str, retry: RetryPolicy) -> Connection:
-        return Connection(self._endpoint(node), self.credentials.for_host(node), self.tls, self.timeouts, retry)
+    def _connection(self, node: str) -> Connection:
+        return Connection(self._endpoint(node), self.credentials.for_host(node), self.tls, self.timeouts, READ_RETRY)
 
     @staticmethod
     def _state(conn: Connection) -> str:
@@ -62,12 +63,12 @@ class BmcPower:
         return state if isinstance(state, str) else "Unknown"
 
     def power_state(self, node: str) -> str:
-        with self._connection(node, READ_RETRY) as conn:
+        with self._connection(node) as conn:
             return self._state(conn)
 
     def power_off(self, node: str) -> str:
         """ForceOff once; the power state read back afterwards (Off, or what the BMC still reports)."""
-        with self._connection(node, ONCE) as conn:
+        with self._connection(node) as conn:
             system: dict[str, Any] = conn.get_json(conn.endpoint.system_path)
             action = (system.get("Actions") or {}).get("#ComputerSystem.Reset") or {}
             target = action.get("target") if isinstance(action, dict) else None
@@ -75,10 +76,9 @@ class BmcPower:
                 raise RedfishError(conn.endpoint.where, "the system offers no #ComputerSystem.Reset action")
             allowed = action.get("ResetType@Redfish.AllowableValues")
             reset = "ForceOff" if not isinstance(allowed, list) or "ForceOff" in allowed else "Off"
-            with translated(conn.endpoint, conn.credentials, f"POST {target} {reset}"):
-                conn.connector.post(target, data={"ResetType": reset})
+            conn.post(target, {"ResetType": reset}, doing=f"POST {target} {reset}")  # sent once, never repeated
         deadline = time.monotonic() + self.wait_s
-        with self._connection(node, READ_RETRY) as conn:
+        with self._connection(node) as conn:
             state = self._state(conn)
             while state != "Off" and time.monotonic() < deadline:
                 self.sleep(self.poll_s)

@@ -442,9 +442,9 @@ class RedfishCdu:
             if not (math.isfinite(value) and low <= value <= high):
                 raise WriteRefused(f"{self.name}: {value} degC is outside the device's allowable range "
                                    f"[{low}, {high}]")
-            headers = {"If-Match": doc["@odata.etag"]} if isinstance(doc.get("@odata.etag"), str) else {}
+            etag = doc["@odata.etag"] if isinstance(doc.get("@odata.etag"), str) else None
             code = self.connection.patch(str(doc["@odata.id"]),
-                                         {"SupplyTemperatureControlCelsius": {"SetPoint": value}}, headers)
+                                         {"SupplyTemperatureControlCelsius": {"SetPoint": value}}, etag)
         if code not in (200, 202, 204):
             raise DeviceError(f"{self.name}: PATCH set point: HTTP {code}")
         return value
