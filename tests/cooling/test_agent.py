@@ -277,3 +277,48 @@ def test_a_counter_glitch_never_becomes_energy(tmp_path: Path, cdu_sim, modbus_s
             0.5 * 3.6e6)
     finally:
         agent.close()
+
+
+def test_status_and_metrics_are_served(tmp_path: Path, cdu_sim) -> None:  # type: ignore[no-untyped-def]
+    """/status is the read-only interface other programs read the alarms from; /metrics beside it."""
+    import requests
+
+    from bitten.cooling.serve import serve
+
+    sim, server = cdu_sim
+    agent = Agent(agent_config(tmp_path, base_url(server)), slurm=MemorySlurm(["gpu01", "gpu02"]))
+    http, _thread = serve(agent.status, "127.0.0.1", 0)
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        sim.set_fault(1, leak=True, sensors={"secondary.flow": "@nan"})
+        agent.poll_once()
+        url = f"http://127.0.0.1:{http.server_port}"
+        status = session.get(f"{url}/status", timeout=5).json()
+        assert status["version"] == 1 and status["site"] == "test"
+        loop = status["loops"]["loop-a"]
+        assert loop["nodes"] == ["gpu01", "gpu02"] and loop["alarms"]["leak"]["severity"] == "Critical"
+        assert "FlowLitersPerMinute.Reading" in loop["unknown"]["low_flow"]
+        assert status["devices"]["cdu-a"]["up"] is True and status["stores"]["ledger"]["available"] is True
+        assert "bitten_cooling_alarm_active" in session.get(f"{url}/metrics", timeout=5).text
+        assert session.post(f"{url}/status", timeout=5).status_code == 405
+    finally:
+        http.shutdown()
+        agent.close()
+
+
+def test_check_reads_every_device_once(tmp_path: Path, cdu_sim, modbus_sim) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+    from typer.testing import CliRunner
+
+    from bitten.cli import app
+
+    _sim, server = cdu_sim
+    cfg = agent_config(tmp_path, base_url(server), modbus_sim.port)
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True)))
+    result = CliRunner().invoke(app, ["cooling", "check", "--config", str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for device in ("cdu-a", "dh-meter", "it-meter", "dc-meter"):
+        assert device in result.output
+    assert "health OK" in result.output
