@@ -20,6 +20,7 @@ import requests
 
 from bitten.cooling.errors import DeviceError
 from bitten.cooling.redfish import RedfishCdu
+from bitten.core.retry import Backoff
 
 log = logging.getLogger("bitten.cooling.events")
 #: an event (or a line) longer than this is dropped and the stream reconnected
@@ -81,7 +82,8 @@ class EventListener(threading.Thread):
         return session
 
     def run(self) -> None:
-        backoff = 1.0
+        reconnect = Backoff(initial=1.0, maximum=self.max_backoff, jitter=0.2)
+        failures = 0
         session = self._session()
         while not self.stop_event.is_set():
             try:
@@ -105,7 +107,7 @@ class EventListener(threading.Thread):
                     if resp.status_code != 200:
                         raise requests.RequestException(f"HTTP {resp.status_code}")
                     self.connected.set()
-                    backoff = 1.0
+                    failures = 0
                     raw: Any = resp.raw
                     for payload in parse_stream(lines(partial(raw.read1, 65536))):
                         if self.stop_event.is_set():
@@ -115,6 +117,6 @@ class EventListener(threading.Thread):
                 log.debug("%s event stream: %s", self.cdu.name, exc)
             finally:
                 self.connected.clear()
-            if self.stop_event.wait(backoff):
+            failures += 1
+            if self.stop_event.wait(reconnect.delay(failures)):
                 return
-            backoff = min(backoff * 2, self.max_backoff)
