@@ -146,12 +146,19 @@ def test_a_critical_leak_powers_the_nodes_off_through_their_bmcs(
         agent.close()
 
 
-def test_power_off_refuses_a_credentials_file_others_can_read(
+def test_an_unsafe_credentials_file_is_refused_and_the_leak_still_drains(
         tmp_path: Path, cdu_sim: Any, bmcs: tuple[EmulatorServer, Path, Path]) -> None:
-    _sim, server = cdu_sim
+    sim, server = cdu_sim
     emulator, ca, creds = bmcs
-    creds.chmod(0o644)
-    from bitten.core.redfish.errors import CredentialsError
-
-    with pytest.raises(CredentialsError, match="accessible to others"):
-        Agent(_power_off_config(tmp_path, base_url(server), emulator, ca, creds), slurm=MemorySlurm(["gpu01"]))
+    creds.chmod(0o644)  # others may read the BMC passwords: not used
+    slurm = MemorySlurm(["gpu01", "gpu02"])
+    agent = Agent(_power_off_config(tmp_path, base_url(server), emulator, ca, creds), slurm=slurm)
+    try:
+        sim.set_fault(1, leak=True)
+        agent.poll_once()
+        assert slurm.calls[0][0] == "drain"  # safety first: the nodes are drained anyway
+        failed = [a for a in agent.state.actions() if a.action == "power_off"]
+        assert failed and failed[0].result == "failed" and "accessible to others" in failed[0].detail
+        assert _power(emulator, ca, "gpu01") == "On"
+    finally:
+        agent.close()

@@ -258,11 +258,14 @@ def _shown(name: str, states: dict[str, NodeState]) -> str:
 
 class ActionEngine:
     def __init__(self, store: State, slurm: Slurm | None, capper: GpuPowerCapper | None,
-                 counter: dict[tuple[str, str], int] | None = None, power: PowerControl | None = None) -> None:
+                 counter: dict[tuple[str, str], int] | None = None, power: PowerControl | None = None,
+                 power_error: str = "") -> None:
         self.store = store
         self.slurm = slurm
         self.capper = capper
         self.power = power
+        #: why powering off is configured but cannot be done (the BMC credentials file is missing or unsafe)
+        self.power_error = power_error
         #: (action, result) -> count, exported as bitten_cooling_actions_total
         self.counter: dict[tuple[str, str], int] = counter if counter is not None else {}
         #: one-off actions done for an alarm (loop, kind, since, action): not repeated every poll
@@ -406,7 +409,8 @@ class ActionEngine:
         """Power the nodes off through their BMCs (once; a node already off is left alone); True when every node
         reads back Off."""
         if self.power is None:
-            self._record(loop, kind, "power_off", names, "failed", "no BMC access configured on the agent host")
+            self._record(loop, kind, "power_off", names, "failed",
+                         self.power_error or "no BMC access configured on the agent host")
             return True  # not retried every poll: the operator has to configure it
         off, failed = [], []
         for name in names:

@@ -112,12 +112,20 @@ class Agent:
             slurm = helper or LocalSlurm(config.scontrol)
         if capper is None and config.gpu_power_command:
             capper = HelperCapper(helper) if helper else GpuPowerCapper(config.gpu_power_command)
+        power_error = ""
         if power is None and config.bmc_credentials_file and any(n.bmc for lp in config.loops.values()
                                                                  for n in lp.nodes):
+            # function-local: only sites that power nodes off load the BMC side
             from bitten.cooling.power import BmcPower
+            from bitten.core.redfish.errors import CredentialsError
 
-            power = BmcPower.from_config(config)
-        self.engine = ActionEngine(self.state, slurm if config.slurm_actions else None, capper, power=power)
+            try:
+                power = BmcPower.from_config(config)
+            except CredentialsError as exc:  # the agent still drains; a critical leak says why it cannot power off
+                power_error = str(exc)
+                log.error("powering nodes off on a critical leak is configured, but: %s", exc)
+        self.engine = ActionEngine(self.state, slurm if config.slurm_actions else None, capper, power=power,
+                                   power_error=power_error)
         self.wake = threading.Event()
         self.stop = threading.Event()
         self._forced: set[str] = set()
