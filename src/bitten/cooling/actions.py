@@ -401,7 +401,8 @@ class ActionEngine:
             self._record(loop, kind, action, names, "failed",
                          f"jobs still running on the nodes after {how}: {', '.join(left)}")
             return False
-        self._record(loop, kind, action, names, "done", f"{how}d job(s) {', '.join(jobs)}")
+        self._record(loop, kind, action, names, "done",
+                     f"{'requeued' if how == 'requeue' else 'cancelled'} job(s) {', '.join(jobs)}")
         return True
 
     # --- BMC power --------------------------------------------------------------------------------------------
