@@ -399,15 +399,16 @@ class Agent:
                 self.listeners.append(listener)
 
     def run(self, cycles: int | None = None, on_cycle: Callable[[Agent], None] | None = None) -> None:
-        """Poll until stopped (or for ``cycles`` poll intervals): each device when it is due, in a worker of its own;
-        an event polls its CDU at once."""
+        """Poll until stopped (or for ``cycles`` poll intervals): each device when it is due (every poll interval
+        after its last read began, or its backoff after a failure), in a worker of its own; an event polls its CDU
+        at once. Every interval the stale watch and the stores' reopening run."""
         self.start_listeners()
         interval = self.config.poll_interval_s
         next_tick = time.monotonic()
         while not self.stop.is_set():
+            self._submit(self.due(time.time()))
             now_m = time.monotonic()
             if now_m >= next_tick:
-                self._submit(self.due(time.time()))
                 self._watch(time.time())
                 self._stores()
                 self.cycles += 1
@@ -419,19 +420,15 @@ class Agent:
                 if now_m - next_tick > interval:
                     next_tick = now_m + interval  # fell behind: do not try to catch up in a burst
             with self.lock:
-                pending = [n for n, st in self.devices.items() if st.busy_since is None and
-                           st.next_attempt <= time.time()]
-            timeout = max(0.0, next_tick - time.monotonic())
-            if pending:  # a device backing off is due before the next tick
-                timeout = min(timeout, 0.05)
+                idle = [st.next_attempt for st in self.devices.values() if st.busy_since is None]
+            until_due = min(idle) - time.time() if idle else interval
+            timeout = max(0.0, min(next_tick - time.monotonic(), until_due))
             if self.wake.wait(min(timeout, 1.0)):
                 self.wake.clear()
             with self.lock:
                 forced, self._forced = self._forced, set()
             if forced:
                 self._submit(sorted(forced))
-            if pending:
-                self._submit([n for n in pending if n not in forced])
 
     def close(self) -> None:
         self.stop.set()
