@@ -44,7 +44,7 @@ import yaml
 
 from bitten.core.pki import CertificateAuthority
 from bitten.core.redfish.endpoint import Tls
-from bitten.hardware import Credentials, Desired, Endpoint, run_fleet, run_node
+from bitten.hardware import Credentials, DesiredBmcState, Endpoint, run_fleet, run_node
 from bitten.hardware.fleet import FleetResult, Settings, Target
 from bitten.lab.doubles.bmc_emulator import SystemSpec, write_htpasswd
 from bitten.lab.doubles.ilo import IloFake, IloSpec
@@ -103,7 +103,7 @@ class Emulator:
 def targets(emu: Emulator) -> list[Target]:
     """Each node as a site would describe it: BMC, desired state, and the boot MAC bitten checks first."""
     return [Target(Endpoint(s.name, emu.url(s.name), s.name, "generic"),
-                   Desired(bios=BIOS, boot=Boot(target="Pxe"), power="On", boot_mac=s.macs[0]),
+                   DesiredBmcState(bios=BIOS, boot=Boot(target="Pxe"), power="On", boot_mac=s.macs[0]),
                    Credentials(USER, PASSWORD)) for s in emu.specs]
 
 
@@ -236,7 +236,8 @@ def one_ilo(cert: tuple[Path, Path], settings: Settings) -> tuple[float, int, fl
         fake = IloFake(IloSpec(username=USER, password=PASSWORD, macs=("94:40:c9:68:50:01",)))
         with WsgiServer(fake, cert=cert) as server:
             target = Target(Endpoint(f"ilo{i}", server.url, "1", "hpe_ilo"),
-                            Desired(bios=BIOS, boot=Boot(target="Pxe"), power="On", boot_mac="94:40:c9:68:50:01"),
+                            DesiredBmcState(bios=BIOS, boot=Boot(target="Pxe"), power="On",
+                                            boot_mac="94:40:c9:68:50:01"),
                             Credentials(USER, PASSWORD))
             cpu0, start = thread_cpu(), time.monotonic()
             result = run_node(target, "apply", settings=settings)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from bitten.capabilities import load_site
-from bitten.lab.lab import SUMMARIES, Lab
+from bitten.lab.lab import SUMMARIES, Lab, LabError
 from bitten.lab.layers.slurm import probes, summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +45,24 @@ def test_summary_runs_every_probe_on_the_controller_and_reports_failures() -> No
     text = lab.console.export_text()
     assert "2 check(s) failed" in text
     assert "Unable to allocate resources" in text
+    assert panel is not None and getattr(panel, "failed", 0) == 2
+
+
+def test_probes_ask_for_the_memory_they_need() -> None:
+    """Without --mem a job gets a whole node's memory and waits on a busy lab: every job asks for a little."""
+    for probe in probes(load_site([ROOT / "inventory" / "lab"])):
+        if "srun" in probe.argv or "sbatch" in " ".join(probe.argv):
+            assert "--mem=64M" in " ".join(probe.argv), probe.title
+
+
+def test_lab_up_fails_when_a_summary_check_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = _lab()
+    monkeypatch.setattr(Lab, "summary", lambda self, recap: 2)
+    for step in ("_ssh_key", "_network", "_containers", "_services"):
+        monkeypatch.setattr(Lab, step, lambda self: None)
+    monkeypatch.setattr("bitten.lab.lab.ensure_image", lambda recipe, log: ("ref", False))
+    with pytest.raises(LabError, match="2 summary check"):
+        lab.up()
 
 
 def test_the_layer_registers_its_summary() -> None:

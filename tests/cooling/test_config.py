@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from bitten.capabilities import load_site, render_file
 from bitten.cli import app
-from bitten.cooling.config import ConfigError, load_config, parse_config
+from bitten.cooling.config import AgentConfigError, load_config, parse_config
 from bitten.lab.doubles.slurm import MemorySlurm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,13 +51,13 @@ def test_secrets_are_filled_and_quoted() -> None:
 def test_bad_config_names_file_and_field(tmp_path: Path) -> None:
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump({"site": "x", "loops": {"l": {"cdu": "nope", "actions": {}}}}))
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(AgentConfigError) as err:
         load_config(path)
     assert str(path) in str(err.value) and "loops.l" in str(err.value)
     path.write_text("site: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(AgentConfigError, match="not valid YAML"):
         load_config(path)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(AgentConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
 
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 from bitten.cooling.agent import Agent
-from bitten.cooling.config import ConfigError, clear_text_credentials, parse_config
+from bitten.cooling.config import AgentConfigError, clear_text_credentials, parse_config
 from bitten.cooling.errors import DeviceError
 from bitten.cooling.redfish import RedfishCdu
 from bitten.lab.doubles.slurm import MemorySlurm
@@ -138,5 +138,5 @@ def test_http_with_credentials_is_refused(tmp_path: Path) -> None:
     assert not clear_text_credentials(Cdu(url="https://10.2.0.1", username="bitten-ro"))
     raw = agent_config(tmp_path, "https://10.2.0.1").model_dump(mode="json", by_alias=True)
     raw["cdus"]["cdu-a"]["url"] = "http://10.2.0.1"
-    with pytest.raises(ConfigError, match=r"cdus\.cdu-a\.url: http would send the CDU.s credentials in clear text"):
+    with pytest.raises(AgentConfigError, match=r"cdus\.cdu-a\.url: http would send the CDU.s credentials in clear"):
         parse_config(raw)

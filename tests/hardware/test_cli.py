@@ -59,6 +59,23 @@ def test_failures_exit_1_after_every_node(start_emulator: Callable[..., Emulator
     assert data["failed"] == ["lab-dbd"] and len(data["changed"]) == 5
 
 
+def test_plan_with_blocking_problems_exits_1(start_emulator: Callable[..., Emulator], pki: Pki,
+                                            tmp_path: Path) -> None:
+    """A plan that apply would refuse (a BIOS attribute the node does not have) is not ok."""
+    emu = start_emulator(lab_systems())
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
+    site_file = inv / "group_vars" / "all" / "site.yml"
+    site = yaml.safe_load(site_file.read_text())
+    site["bitten_hardware_profiles"]["lab_cpu"]["bios"]["NoSuchAttribute"] = "On"
+    site_file.write_text(yaml.safe_dump(site))
+    code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), "--json")
+    assert code == 1, text
+    data = json.loads(text[:text.rindex("}") + 1])
+    assert not data["ok"] and data["failed"] == ["lab-cpu01"]
+    cpu = next(n for n in data["nodes"] if n["host"] == "lab-cpu01")
+    assert cpu["plan"]["problems"] and not cpu["ok"]
+
+
 def test_invalid_site_contacts_nothing(start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
     emu = start_emulator(lab_systems())
     inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))

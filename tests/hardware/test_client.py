@@ -21,7 +21,7 @@ from bitten.core.redfish.thermal import cooling_unit
 from bitten.core.retry import Backoff
 from bitten.hardware import run_node
 from bitten.hardware.fleet import Settings, Target
-from bitten.hardware.plan import Desired
+from bitten.hardware.plan import DesiredBmcState
 from bitten.lab.doubles.bmc_emulator import SystemSpec
 from bitten.lab.doubles.faults import Fault, Recorder
 from bitten.lab.doubles.ilo import SESSIONS, SYSTEM, samples
@@ -32,7 +32,7 @@ from bitten.site.model import Boot
 
 from .conftest import CREDS, FAST_RETRY, FAST_TIMEOUTS, MOCKUPS, Emulator, Ilo, Pki
 
-DESIRED = Desired(bios={"ProcSMT": "Disabled"}, boot=Boot(target="Pxe"), power="On")
+DESIRED = DesiredBmcState(bios={"ProcSMT": "Disabled"}, boot=Boot(target="Pxe"), power="On")
 LOGIN = ("POST", SESSIONS.lower().rstrip("/"))
 
 
@@ -143,7 +143,7 @@ def test_an_answer_that_trickles_in_fails_at_the_deadline(start_ilo: Callable[..
 def test_a_reset_is_never_repeated_blindly(start_ilo: Callable[..., Ilo], pki: Pki) -> None:
     ilo = start_ilo()
     failing = ilo.faults.add(Fault("status", status=500, path=r"(?i)ComputerSystem\.Reset", method="POST", times=1))
-    result = run_node(Target(ilo.endpoint(), Desired(power="On"), CREDS), "apply", settings=pki.settings)
+    result = run_node(Target(ilo.endpoint(), DesiredBmcState(power="On"), CREDS), "apply", settings=pki.settings)
     assert result.error_kind == "RedfishServerError"
     assert "HTTP 500 after 1 attempt(s)" in (result.error or "")
     assert failing.fired == 1 and result.retries == 0

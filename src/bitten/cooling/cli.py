@@ -22,11 +22,11 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the agent's con
 
 
 def _config(path: Path):  # type: ignore[no-untyped-def]
-    from bitten.cooling.config import ConfigError, load_config
+    from bitten.cooling.config import AgentConfigError, load_config
 
     try:
         return load_config(path)
-    except ConfigError as exc:
+    except AgentConfigError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red]: {problem}", soft_wrap=True)
         err.print(f"{len(exc.problems)} problem(s); nothing was contacted.")

@@ -20,7 +20,7 @@ from bitten.site.model import (
     AlarmKind,
     Cdu,
     Coolant,
-    Ledger,
+    LedgerSources,
     LoopLimits,
     ModbusDevice,
     Name,
@@ -36,7 +36,7 @@ from bitten.site.problems import Problem
 DEFAULT_PATH = "/etc/bitten/cooling/agent.yaml"
 
 
-class ConfigError(Exception):
+class AgentConfigError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
@@ -106,7 +106,7 @@ class AgentConfig(Strict):
     modbus: dict[Name, ModbusEntry] = Field(default_factory=dict)
     register_maps: dict[Name, RegisterMap] = Field(default_factory=dict)
     loops: dict[Name, LoopEntry] = Field(default_factory=dict)
-    ledger: Ledger = Field(default_factory=Ledger)
+    ledger: LedgerSources = Field(default_factory=LedgerSources)
     reporting: Reporting = Field(default_factory=Reporting)
     plausibility: Plausibility = Field(default_factory=Plausibility)
     #: BMC accounts for powering nodes off (an owner-only YAML file: username, password, hosts: {node: ...})
@@ -269,21 +269,21 @@ def parse_config(raw: Any, source: str = "<config>") -> AgentConfig:
             field = ".".join(str(p) for p in err["loc"]) or "(top level)"
             problems.append(Problem(file=source, field=field, message=err["msg"],
                                     fix="regenerate the file from the inventory (bitten render) or correct it"))
-        raise ConfigError(problems) from None
+        raise AgentConfigError(problems) from None
 
 
 def load_config(path: Path | str) -> AgentConfig:
-    """Read and validate an agent configuration file; ConfigError names the file, the field and the fix."""
+    """Read and validate an agent configuration file; AgentConfigError names the file, the field and the fix."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError([Problem(file=str(path), message=f"cannot read: {exc.strerror}",
+        raise AgentConfigError([Problem(file=str(path), message=f"cannot read: {exc.strerror}",
                                    fix="check the path and that the agent's user may read it (mode 0640)")]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([Problem(file=str(path), message=f"not valid YAML: {exc}",
+        raise AgentConfigError([Problem(file=str(path), message=f"not valid YAML: {exc}",
                                    fix="regenerate the file from the inventory")]) from None
     if not isinstance(raw, dict):
-        raise ConfigError([Problem(file=str(path), message="expected a mapping at the top level",
+        raise AgentConfigError([Problem(file=str(path), message="expected a mapping at the top level",
                                    fix="regenerate the file from the inventory")])
     return parse_config(raw, str(path))

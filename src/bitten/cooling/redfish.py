@@ -72,7 +72,7 @@ class Connector:
 
 
 @dataclass
-class Pump:
+class PumpReading:
     id: str
     state: str | None
     health: str | None
@@ -120,7 +120,7 @@ class CduReading:
     density_kg_m3: float | None = None
     specific_heat_kj_kg_k: float | None = None
     connectors: list[Connector] = field(default_factory=list)
-    pumps: list[Pump] = field(default_factory=list)
+    pumps: list[PumpReading] = field(default_factory=list)
     filters: list[Part] = field(default_factory=list)
     reservoirs: list[Part] = field(default_factory=list)
     leak_detectors: list[Part] = field(default_factory=list)
@@ -282,7 +282,7 @@ class RedfishCdu:
             st = self._status(doc)
             speed = doc.get("PumpSpeedPercent")
             pid = str(doc.get("Id", "?"))
-            pump = Pump(pid, self._word(st, "State"), self._word(st, "Health"),
+            pump = PumpReading(pid, self._word(st, "State"), self._word(st, "Health"),
                         self._num(out, speed, "Reading", self.limits.percent, f"pump.{pid}.speed")
                         if isinstance(speed, dict) else None)
             if not pump.known:

@@ -15,10 +15,16 @@ def _compute_hosts(site: Site) -> list[str]:
     return site.compute_nodes
 
 
+def _profile(site: Site, host: str) -> str | None:
+    """The file says what the node's hardware profile promises: the same for every node of a profile."""
+    return site.nodes[host].hardware_profile
+
+
 CAPABILITY = Capability(
     name="gpu",
     files=(
         FileSpec("/etc/bitten/gpu-node.json", _compute_hosts, "gpu/gpu-node.json.j2", per_host=True,
+                 variant=_profile,
                  description="the GPUs a node's hardware profile promises; bitten-gpu-health checks against it"),
     ),
 )

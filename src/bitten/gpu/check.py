@@ -78,13 +78,13 @@ def _read_json(path: str) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise HealthConfigError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
+        raise HealthConfigError(f"{path}: expected a JSON object")
     return data
 
 
-class ConfigError(Exception):
+class HealthConfigError(Exception):
     pass
 
 
@@ -217,7 +217,7 @@ def _is_char_device(path: str) -> bool:
 
 
 @dataclass
-class Outcome:
+class HealthOutcome:
     node: str
     verdict: h.Verdict
     reason: str | None
@@ -237,10 +237,10 @@ class Outcome:
         }
 
 
-def act(node: str, verdict: h.Verdict, config: Config, runner: Runner = run) -> Outcome:
+def act(node: str, verdict: h.Verdict, config: Config, runner: Runner = run) -> HealthOutcome:
     """Drain or resume ``node`` through scontrol according to ``verdict``, and report what Slurm shows after."""
     reason = reason_text(verdict.findings) if not verdict.healthy else None
-    outcome = Outcome(node, verdict, reason)
+    outcome = HealthOutcome(node, verdict, reason)
     slurm = Scontrol(timeout=config.command_timeout, runner=runner)
     try:
         state: NodeState | None = slurm.node_states([node]).get(node)
@@ -282,7 +282,7 @@ def _node_name(explicit: str | None) -> str:
     return explicit or os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
 
 
-def _save(config: Config, outcome: Outcome) -> None:
+def _save(config: Config, outcome: HealthOutcome) -> None:
     """Keep the last result for administrators and the lab summary (best effort)."""
     try:
         directory = Path(config.state_dir)
@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["PATH"] = SAFE_PATH
     try:
         config = Config.load(args.node_file, args.config)
-    except (ConfigError, ValueError, TypeError) as exc:
+    except (HealthConfigError, ValueError, TypeError) as exc:
         print(f"bitten-gpu-health: bad configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "ack-xids":
@@ -321,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     node = _node_name(args.node)
     verdict = evaluate(config)
     if args.mode == "report":
-        outcome = Outcome(node, verdict, reason_text(verdict.findings) if not verdict.healthy else None)
+        outcome = HealthOutcome(node, verdict, reason_text(verdict.findings) if not verdict.healthy else None)
     else:
         outcome = act(node, verdict, config)
         _save(config, outcome)

@@ -21,8 +21,8 @@ from bitten.core.redfish.endpoint import Endpoint, Limits, Timeouts, Tls
 from bitten.core.redfish.errors import CredentialsError, RedfishError, UnknownFlavour
 from bitten.core.retry import Backoff
 from bitten.hardware.inventory import Inventory, read_inventory
-from bitten.hardware.node import Node
-from bitten.hardware.plan import Desired, Options, Plan, same_value
+from bitten.hardware.node import BmcNode
+from bitten.hardware.plan import DesiredBmcState, Options, Plan, same_value
 
 LOG = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Target:
     """One node to act on: its BMC, what it should hold, and the account to use."""
 
     endpoint: Endpoint
-    desired: Desired
+    desired: DesiredBmcState
     credentials: Credentials
 
     @property
@@ -75,8 +75,23 @@ class NodeResult:
     retries: int = 0
 
     @property
+    def blocked(self) -> bool:
+        """The plan has problems that make apply refuse (a BIOS attribute the node lacks, a wrong boot MAC)."""
+        return self.plan is not None and bool(self.plan.problems)
+
+    @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and not self.blocked
+
+    @property
+    def failure(self) -> str | None:
+        """Why the node is not ok: its error, or the problems that block its plan."""
+        if self.error is not None:
+            return self.error
+        if self.blocked:
+            assert self.plan is not None
+            return f"{self.where}: the plan has problems, apply would refuse it: " + "; ".join(self.plan.problems)
+        return None
 
     @property
     def changed(self) -> bool:
@@ -126,12 +141,12 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
     result = NodeResult(host=endpoint.host, where=endpoint.where, action=action)
     start = time.monotonic()
     conn: Connection | None = None
-    node: Node | None = None
+    node: BmcNode | None = None
     try:
         conn = Connection(endpoint, target.credentials, settings.tls, settings.timeouts, settings.retry,
                           settings.limits, sleep)
         with conn:
-            node = Node(conn, sleep=sleep)
+            node = BmcNode(conn, sleep=sleep)
             if action == "inventory":
                 result.inventory = read_inventory(node)
                 result.power = result.inventory.power

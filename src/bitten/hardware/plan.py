@@ -1,4 +1,4 @@
-"""Desired state, observed state, and the plan between them — pure functions, no BMC traffic.
+"""Desired state (DesiredBmcState), observed state, and the plan between them — pure functions, no BMC traffic.
 
 Rules (what a plan contains):
 - BIOS: every desired attribute whose current value differs, unless the same value is already pending (then it
@@ -27,7 +27,7 @@ Area = Literal["bios", "media", "boot", "power"]
 
 
 @dataclass(frozen=True)
-class Desired:
+class DesiredBmcState:
     """What one node's BMC should hold, derived from its hardware profile."""
 
     bios: Mapping[str, str | int | bool] = field(default_factory=dict)
@@ -37,7 +37,7 @@ class Desired:
     boot_mac: str | None = None
 
     @classmethod
-    def from_profile(cls, profile: HardwareProfile, boot_mac: str | None = None) -> Desired:
+    def from_profile(cls, profile: HardwareProfile, boot_mac: str | None = None) -> DesiredBmcState:
         return cls(bios=dict(profile.bios), boot=profile.boot, power=profile.power, boot_mac=boot_mac)
 
     def as_dict(self) -> dict[str, Any]:
@@ -169,7 +169,7 @@ RESET_RESTART = ("ForceRestart", "GracefulRestart", "PowerCycle")
 RESET_OFF = ("GracefulShutdown", "ForceOff")
 
 
-def make_plan(host: str, desired: Desired, observed: Observed, options: Options | None = None) -> Plan:
+def make_plan(host: str, desired: DesiredBmcState, observed: Observed, options: Options | None = None) -> Plan:
     """Compare and decide; never raises for a mismatch — problems are returned in the plan."""
     options = options or Options()
     problems: list[str] = []

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from bitten.cooling.config import AgentConfig, ConfigError, load_config
+from bitten.cooling.config import AgentConfig, AgentConfigError, load_config
 from bitten.site.problems import EXIT_INVALID
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ out = Console(highlight=False)
 def _config(path: Path) -> AgentConfig:
     try:
         return load_config(path)
-    except ConfigError as exc:
+    except AgentConfigError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red]: {problem}", soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None

@@ -26,6 +26,17 @@ class LabService:
     port: Callable[[Lab], int] | None = None
 
 
+@dataclass
+class Checked:
+    """A summary section made of checks: printed as its renderable; `bitten lab up` fails when any check did."""
+
+    renderable: object
+    failed: int = 0
+
+    def __rich__(self) -> object:
+        return self.renderable
+
+
 #: services that `bitten lab up` starts before the playbooks; layers append theirs
 SERVICES: list[LabService] = []
 #: extra summary sections, run after the playbooks

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from bitten.site import model as m
 from bitten.site.locate import Declared, Locator
@@ -25,7 +25,8 @@ def check_slurm_roles(site: m.Site, locator: Locator, declared: Declared) -> Ite
         yield Problem(file=source, field=f"group {m.GROUP_DBD}",
                       message=f"{len(site.dbd_hosts)} slurmdbd hosts; slurmdbd runs one primary and one backup",
                       fix=f"keep one or two hosts in group {m.GROUP_DBD}")
-    elif len(site.dbd_hosts) > 1 and site.slurm.database.host in ("localhost", "127.0.0.1", "::1"):
+    elif len(site.dbd_hosts) > 1 and "bitten_slurm" not in declared["invalid"] \
+            and site.slurm.database.host in ("localhost", "127.0.0.1", "::1"):
         yield Problem(file=source, field="bitten_slurm.database.host",
                       message="two slurmdbd hosts with a database on localhost would keep two separate accounting "
                       "databases", fix="point database.host at the shared (replicated) database server")
@@ -71,13 +72,47 @@ def check_partitions(site: m.Site, locator: Locator, declared: Declared) -> Iter
                                   message=f"GPU partition {part.name} contains {host}, whose hardware profile "
                                   f"{site.nodes[host].hardware_profile} has no GPUs",
                                   fix="move the node to a CPU partition or give its profile a gpu section")
+    # groups that a partition names, valid or not: a node of an invalid partition is not "in no partition"
+    listed = declared["partition_groups"]
     for host in site.compute_nodes:
-        if host not in in_partition:
+        if host not in in_partition and not listed & set(site.nodes[host].groups):
             yield Problem(file=locator.find(host, "bitten_ip"), host=host, field="partition",
                           message="compute node is in no partition",
                           fix="add one of its groups to a partition's groups in bitten_partitions")
 
+def _twice(items: Sequence[m.Qos | m.Account], var: str, what: str, locator: Locator) -> Iterator[Problem]:
+    """Names given twice; sacctmgr stores QoS and account names lower-case, so Gpu and gpu are one."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        key = item.name.lower()
+        if key in first:
+            other = items[first[key]].name
+            yield Problem(file=locator.find(None, var, [index]), field=f"{var}[{index}] ({item.name})",
+                          message=f"{what} {item.name!r} is defined twice (also {var}[{first[key]}]"
+                          + (f", {other!r}: sacctmgr folds names to lower case" if other != item.name else "") + ")",
+                          fix="keep one definition, or rename one")
+        else:
+            first[key] = index
+
+
+def check_qos(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    yield from _twice(site.qos, "bitten_qos", "QoS", locator)
+
+
 def check_accounts(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    yield from _twice(site.accounts, "bitten_accounts", "account", locator)
+    by_name = {a.name: a for a in site.accounts}
+    for index, account in enumerate(site.accounts):
+        seen = [account.name]
+        parent = by_name.get(account.parent)
+        while parent is not None and parent.name not in seen:
+            seen.append(parent.name)
+            parent = by_name.get(parent.parent)
+        if parent is not None and parent.name == account.name:
+            yield Problem(file=locator.find(None, "bitten_accounts", [index, "parent"]),
+                          field=f"bitten_accounts[{index}] ({account.name}).parent",
+                          message="accounts form a cycle: " + " -> ".join([*seen, account.name]),
+                          fix="make one of them a child of root or of another account")
     qos_names = declared["qos"]
     for index, account in enumerate(site.accounts):
         for qos in [*account.qos, *([account.default_qos] if account.default_qos else [])]:

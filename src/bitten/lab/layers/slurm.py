@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from bitten.lab import podman as pm
-from bitten.lab.service import SUMMARIES
+from bitten.lab.service import SUMMARIES, Checked
 from bitten.site.model import Partition, Site
 
 if TYPE_CHECKING:
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: seconds a lab job may take before the summary gives up on it
 JOB_TIMEOUT = 90
+#: what each probe asks Slurm for per node: without --mem a job gets a whole node's memory (no DefMemPerCPU),
+#: and on a busy lab it would wait for Resources until the timeout
+PROBE_RESOURCES = ["--ntasks-per-node=1", "--cpus-per-task=1", "--mem=64M"]
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,14 @@ def probes(site: Site) -> list[Probe]:
         part, options = gpu
         nodes = len(site.partition_nodes(part))
         out.append(Probe(f"srun on all {nodes} nodes of partition {part.name}",
-                         [*timeout, "srun", f"--nodes={nodes}", *options, "--time=1", "--chdir=/tmp", "hostname"]))
+                         [*timeout, "srun", f"--nodes={nodes}", *options, *PROBE_RESOURCES, "--time=1", "--chdir=/tmp",
+                          "hostname"]))
         script = "hostname; echo CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"
         out.append(Probe(
             "batch job with one GPU, and its accounting record",
             ["sh", "-c",
-             f"job=$({' '.join(timeout)} sbatch --parsable --wait {' '.join(options)} --gres=gpu:1 --time=1 "
+             f"job=$({' '.join(timeout)} sbatch --parsable --wait {' '.join(options)} {' '.join(PROBE_RESOURCES)} "
+             "--gres=gpu:1 --time=1 "
              f"--chdir=/tmp --output=/dev/null --wrap '{script}') || exit 1; "
              "for i in $(seq 15); do sacct -X -n -j $job -o JobID,Partition,QOS,State,NodeList,AllocTRES%60 "
              "| grep -q COMPLETED && break; sleep 1; done; "
@@ -75,11 +80,12 @@ def probes(site: Site) -> list[Probe]:
     if cpu:
         part, options = cpu
         out.append(Probe(f"srun in partition {part.name}",
-                         [*timeout, "srun", "--nodes=1", *options, "--time=1", "--chdir=/tmp", "hostname"]))
+                         [*timeout, "srun", "--nodes=1", *options, *PROBE_RESOURCES, "--time=1", "--chdir=/tmp",
+                          "hostname"]))
     return out
 
 
-def render(results: Sequence[tuple[Probe, int, str]]) -> Panel:
+def render(results: Sequence[tuple[Probe, int, str]]) -> Checked:
     parts: list[Text] = []
     failed = 0
     for probe, rc, output in results:
@@ -88,7 +94,7 @@ def render(results: Sequence[tuple[Probe, int, str]]) -> Panel:
         parts.append(Text.from_markup(f"{mark} [bold]{probe.title}[/]"))
         parts.append(Text(output.rstrip() + "\n"))
     title = "Slurm" if not failed else f"Slurm: {failed} check(s) failed"
-    return Panel(Group(*parts), title=title, border_style="green" if not failed else "red")
+    return Checked(Panel(Group(*parts), title=title, border_style="green" if not failed else "red"), failed)
 
 
 def summary(lab: Lab, run: Callable[[str, list[str]], tuple[int, str]] | None = None) -> object:

@@ -1,232 +1,17 @@
-"""The typed site model: what an inventory describes once it has been validated.
-
-Each class mirrors one inventory variable (see inventory/README.md for the variable reference). Models forbid
-unknown keys, so a misspelt setting is an error instead of being silently ignored.
-"""
+"""The cooling section (``bitten_cooling``): coolants, CDUs, Modbus meters and their register maps, cooling loops
+and what their alarms do, the energy ledger's sources, EU reporting facts, and the cooling agent."""
 
 from __future__ import annotations
 
 import ipaddress
 import math
-import re
-from functools import cached_property
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-DnsLabel = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", min_length=1, max_length=63)
-]
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", min_length=1, max_length=64)]
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# --- hardware ---------------------------------------------------------------------------------------------
-
-
-class Cpu(Strict):
-    vendor: str = "AMD"
-    model: str
-    sockets: int = Field(ge=1, le=16)
-    cores_per_socket: int = Field(ge=1, le=1024)
-    threads_per_core: int = Field(default=1, ge=1, le=8)
-
-    @property
-    def cores(self) -> int:
-        return self.sockets * self.cores_per_socket
-
-    @property
-    def threads(self) -> int:
-        return self.cores * self.threads_per_core
-
-
-GpuArchitecture = Literal["volta", "ampere", "hopper", "ada", "blackwell"]
-
-
-class Gpu(Strict):
-    vendor: Literal["nvidia"] = "nvidia"
-    model: str
-    #: the GRES type Slurm and UCloud use (``gpu:<slurm_type>:<count>``)
-    slurm_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$")]
-    count: int = Field(ge=1, le=64)
-    architecture: GpuArchitecture
-    memory_gb: int = Field(ge=1)
-    #: GPUs joined by an NVSwitch fabric need Fabric Manager (and NSCQ)
-    nvswitch: bool = False
-    #: device files of the GPUs, in Slurm's hostlist-like notation
-    devices: str = "/dev/nvidia[0-7]"
-    #: per-GPU power limit at full power, used when cooling alarms cap power
-    max_power_watts: int | None = Field(default=None, ge=50)
-
-
-class Boot(Strict):
-    mode: Literal["UEFI", "Legacy"] = "UEFI"
-    #: what a provisioning run boots once: Pxe or Cd (virtual media); None leaves boot alone
-    target: Literal["Pxe", "Cd", "Hdd", "None"] = "Pxe"
-    #: ISO URL inserted as virtual media when target is Cd
-    image_url: str | None = None
-
-    @model_validator(mode="after")
-    def _image_with_cd(self) -> Boot:
-        if self.target == "Cd" and not self.image_url:
-            raise ValueError("boot target Cd needs image_url, the ISO the BMC inserts as virtual media")
-        if self.image_url is not None:
-            if self.target != "Cd":
-                raise ValueError(f"image_url is used only with target Cd (target is {self.target})")
-            if not re.match(r"^https?://[^\s/]+/\S*$", self.image_url):
-                raise ValueError(f"image_url {self.image_url!r} is not an http(s) URL")
-        return self
-
-
-class HardwareProfile(Strict):
-    vendor: str = "HPE"
-    model: str
-    cpu: Cpu
-    #: memory Slurm may hand out (RealMemory), in MiB
-    memory_mb: int = Field(ge=256)
-    gpu: Gpu | None = None
-    #: desired BIOS attributes, applied through the BMC's @Redfish.Settings object
-    bios: dict[str, str | int | bool] = Field(default_factory=dict)
-    boot: Boot = Field(default_factory=Boot)
-    #: desired power state after provisioning
-    power: Literal["On", "Off"] = "On"
-    #: Slurm node features (constraints) besides the generated ones
-    features: tuple[str, ...] = ()
-    #: values in this profile that are not publicly known
-    assumptions: tuple[str, ...] = ()
-
-
-# --- nodes ------------------------------------------------------------------------------------------------
-
-
-class Bmc(Strict):
-    """Where a node's BMC answers Redfish."""
-
-    #: host[:port] of the BMC (iLO)
-    address: str
-    scheme: Literal["https", "http"] = "https"
-    #: Redfish system id under /redfish/v1/Systems/
-    system_id: str = "1"
-    #: how the BMC speaks Redfish: the name of a module of bitten.core.redfish.flavours (hpe_ilo, generic, ...);
-    #: the hardware capability checks it against the registry (site/ cannot import the core)
-    flavour: str = Field("hpe_ilo", pattern=r"^[a-z][a-z0-9_]*$")
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.address}"
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.address.lower(), self.system_id)
-
-
-class Node(Strict):
-    name: DnsLabel
-    groups: tuple[str, ...]
-    ip: ipaddress.IPv4Address
-    hardware_profile: str | None = None
-    bmc: Bmc | None = None
-    boot_mac: str | None = None
-    cooling_loop: str | None = None
-
-    @field_validator("boot_mac")
-    @classmethod
-    def _mac(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        mac = value.lower().replace("-", ":")
-        if not MAC_RE.match(mac):
-            raise ValueError(f"{value!r} is not a MAC address (expected six hex pairs, e.g. 94:40:c9:00:00:01)")
-        return mac
-
-
-# --- Slurm ------------------------------------------------------------------------------------------------
-
-
-class SlurmDatabase(Strict):
-    """Where slurmdbd keeps accounting: a MariaDB database (its password comes from vault, never from here)."""
-
-    #: database server; localhost means the MariaDB that the slurm_dbd host runs itself
-    host: str = "localhost"
-    port: int = Field(default=3306, ge=1, le=65535)
-    #: database name (slurmdbd.conf StorageLoc)
-    name: Name = "slurm_acct_db"
-    #: database user (slurmdbd.conf StorageUser)
-    user: Name = "slurm"
-
-
-class SlurmSettings(Strict):
-    cluster_name: DnsLabel
-    #: process tracking and task plugins; containers (the lab) need linuxproc and none
-    proctrack_type: str = "proctrack/cgroup"
-    task_plugin: str = "task/cgroup,task/affinity"
-    #: trust slurm.conf over what slurmd detects (containers report the host's hardware)
-    config_overrides: bool = False
-    #: accept GPUs without NVML autodetection
-    gres_autodetect: Literal["off", "nvml"] = "nvml"
-    #: program slurmd runs every health_check_interval seconds to drain sick nodes (HealthCheckProgram);
-    #: the gpu role installs /usr/local/sbin/bitten-gpu-health on every compute node. None: no health check
-    health_check_program: str | None = None
-    health_check_interval: int = Field(default=300, ge=0)
-    #: node states the health check runs in (HealthCheckNodeState), e.g. ANY or IDLE,CYCLE
-    health_check_node_state: str = "ANY"
-    #: program slurmd runs before a job's first step on each node (Prolog); a failure requeues the job
-    prolog: str | None = None
-    select_type_parameters: str = "CR_Core_Memory"
-    return_to_service: int = Field(default=1, ge=0, le=2)
-    max_job_count: int = Field(default=100000, ge=1)
-    #: extra slurm.conf lines, key -> value, emitted verbatim at the end
-    extra: dict[str, str] = Field(default_factory=dict)
-    #: slurmdbd's database
-    database: SlurmDatabase = Field(default_factory=SlurmDatabase)
-    #: extra slurmdbd.conf lines (e.g. PurgeJobAfter), key -> value, emitted verbatim at the end
-    dbd_extra: dict[str, str] = Field(default_factory=dict)
-
-
-class Partition(Strict):
-    name: Name
-    #: inventory groups whose hosts form the partition
-    groups: tuple[str, ...] = Field(min_length=1)
-    #: a GPU partition must contain GPU nodes only
-    gpu: bool = False
-    default: bool = False
-    max_time: str = "2-00:00:00"
-    default_time: str = "01:00:00"
-    #: AllowQoS: the QoS names jobs in this partition may use
-    qos: tuple[str, ...] = Field(min_length=1)
-    #: TRESBillingWeights, TRES -> weight (e.g. {"CPU": 1.0, "Mem": "0.25G", "GRES/gpu": 1.0})
-    billing_weights: dict[str, float | str] = Field(default_factory=dict)
-    max_nodes_per_job: int | None = Field(default=None, ge=1)
-    state: Literal["UP", "DOWN", "DRAIN", "INACTIVE"] = "UP"
-
-
-class Qos(Strict):
-    name: Name
-    description: str = ""
-    priority: int = Field(default=0, ge=0)
-    max_wall: str | None = None
-    max_tres_per_user: str | None = None
-    max_jobs_per_user: int | None = Field(default=None, ge=1)
-    grp_tres: str | None = None
-    flags: tuple[str, ...] = ()
-
-
-class Account(Strict):
-    name: Name
-    description: str = ""
-    organization: str = ""
-    parent: str = "root"
-    qos: tuple[str, ...] = ()
-    default_qos: str | None = None
-    users: tuple[str, ...] = ()
-
-
-# --- cooling ----------------------------------------------------------------------------------------------
+from bitten.site.model.types import Name, Section, Strict, keys
+from bitten.site.model.values import AbsolutePath, Host, ServiceUrl
 
 #: engineering units a register or reading may carry: unit -> (dimension, factor to the canonical unit).
 #: Canonical units: degC, K (temperature differences), L/min, kW, kWh, m3, percent, and "1" (dimensionless).
@@ -365,7 +150,7 @@ class Cdu(Strict):
     """A coolant distribution unit reached through Redfish ThermalEquipment."""
 
     #: base URL of the CDU's Redfish service (scheme://host[:port])
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]
+    url: ServiceUrl
     #: id under /redfish/v1/ThermalEquipment/<equipment>/
     cdu_id: str = "1"
     #: the DMTF collection the unit is in: CDUs, HeatExchangers (a rear-door heat exchanger), ImmersionUnits --
@@ -378,7 +163,7 @@ class Cdu(Strict):
     username: str | None = None
     auth: Literal["basic", "session", "none"] = "basic"
     #: CA bundle on the agent host that signs the CDU's certificate (None: the system trust store)
-    ca_file: str | None = None
+    ca_file: AbsolutePath | None = None
     #: follow the EventService's server-sent events (where offered) for immediate alarms, besides polling
     events: bool = True
 
@@ -386,7 +171,7 @@ class Cdu(Strict):
 class ModbusDevice(Strict):
     """A Modbus TCP device: heat meter, electricity or water meter, district-heating controller, heat-reuse PLC."""
 
-    host: str
+    host: Host
     port: int = Field(default=502, ge=1, le=65535)
     unit: int = Field(default=1, ge=0, le=247)
     #: name of a register map under bitten_cooling.register_maps
@@ -557,7 +342,7 @@ LEDGER_CHANNELS: dict[str, tuple[str, ...]] = {
 }
 
 
-class Ledger(Strict):
+class LedgerSources(Strict):
     """Which meters feed the energy ledger (E_IT, E_DC, E_REUSE, E_RES, W_IN) behind the reports."""
 
     it_energy: tuple[LedgerSource, ...] = ()
@@ -616,7 +401,7 @@ class CoolingAgent(Strict):
     clear_polls: int = Field(default=3, ge=1, le=100)
     #: computed and reported heat differing by more than this fraction is flagged in the metrics
     divergence_warn: float = Field(default=0.1, gt=0)
-    state_dir: str = "/var/lib/bitten-cooling"
+    state_dir: AbsolutePath = "/var/lib/bitten-cooling"
     #: allow setpoint writes to the cooling equipment (off: the agent is read-only towards the plant)
     writes_enabled: bool = False
     #: act on Slurm (drain/resume); off: alarms are only logged and exported
@@ -631,9 +416,9 @@ class CoolingAgent(Strict):
     gpu_power_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "{node}", "nvidia-smi", "-pl", "{watts}")
     #: BMC accounts on the agent host, for powering nodes off on a critical leak (actions.leak.power_off): an
     #: owner-only YAML file (username, password, hosts: {node: {username, password}}), never in the repository
-    bmc_credentials_file: str = "/etc/bitten/cooling/bmc-credentials.yaml"
+    bmc_credentials_file: AbsolutePath = "/etc/bitten/cooling/bmc-credentials.yaml"
     #: CA bundle of the BMCs' certificates on the agent host (None: the system trust store)
-    bmc_ca_file: str | None = None
+    bmc_ca_file: AbsolutePath | None = None
 
 
 class Cooling(Strict):
@@ -644,7 +429,7 @@ class Cooling(Strict):
     meters: dict[str, ModbusDevice] = Field(default_factory=dict)
     register_maps: dict[Name, RegisterMap] = Field(default_factory=dict)
     loops: dict[str, CoolingLoop] = Field(default_factory=dict)
-    ledger: Ledger = Field(default_factory=Ledger)
+    ledger: LedgerSources = Field(default_factory=LedgerSources)
     reporting: Reporting = Field(default_factory=Reporting)
     agent: CoolingAgent = Field(default_factory=CoolingAgent)
     plausibility: Plausibility = Field(default_factory=Plausibility)
@@ -653,268 +438,9 @@ class Cooling(Strict):
         return {**self.heat_meters, **self.meters}
 
 
-# --- UCloud -----------------------------------------------------------------------------------------------
-# The UCloud Integration Module (IM) is configured from these; bitten.ucloud builds its /etc/ucloud files and
-# checks them with the IM's own parser rules (bitten.ucloud.im.parser).
-
-#: IM enums (im2/pkg/config): machine payment units, intervals, product name suffixes
-MachinePaymentUnit = Literal["Cpu", "Gpu", "Memory"]
-PaymentInterval = Literal["Minutely", "Hourly", "Daily"]
-NameSuffix = Literal["Cpu", "Gpu", "Memory", "CpuV2", "GpuV2", "MemoryV2"]
-StorageUnit = Literal["GB", "TB", "PB", "EB", "GiB", "TiB", "PiB", "EiB"]
-
-
-class Payment(Strict):
-    type: Literal["Resource", "Money"] = "Resource"
-    #: what a Resource product is accounted in (Core, GPU or GB on Core); ignored for Money
-    unit: MachinePaymentUnit = "Cpu"
-    interval: PaymentInterval = "Minutely"
-    #: required with type Money (e.g. DKK); products then need a price list
-    currency: str | None = None
-
-
-class MachineType(Strict):
-    partition: Name
-    qos: Name
-    payment: Payment = Field(default_factory=Payment)
-    #: vCPUs per product size; derived from the partition's hardware profile when gpu is given and cpu is not
-    cpu: tuple[int, ...] | None = Field(default=None, min_length=1)
-    #: GB of memory per product size; derived in proportion to cpu (or gpu) share of a node when omitted
-    memory: tuple[int, ...] | None = Field(default=None, min_length=1)
-    gpu: tuple[int, ...] | None = Field(default=None, min_length=1)
-    #: price per product size and interval (payment type Money only)
-    price: tuple[float, ...] | None = Field(default=None, min_length=1)
-    #: which number names the products: <type>-<n> (Cpu, Gpu, Memory) or <type>-<n>-vcpu|gpu|gb (the V2 forms);
-    #: default Gpu when gpu is given, else Cpu
-    name_suffix: NameSuffix | None = None
-    #: Slurm constraint (--constraint) for jobs of this machine type
-    constraint: str | None = None
-    #: shown on UCloud; default from the partition's hardware profile
-    cpu_model: str | None = None
-    gpu_model: str | None = None
-    memory_model: str | None = None
-    description: str = ""
-
-
-class ScriptedIdentity(Strict):
-    type: Literal["Scripted"] = "Scripted"
-    on_user_connected: str = "/etc/ucloud/scripts/on-user-connected"
-    on_project_updated: str = "/etc/ucloud/scripts/on-project-updated"
-
-
-class FreeIpaIdentity(Strict):
-    """FreeIPA identity management; its password is the secret ``ucloud_freeipa_password`` (secrets.yml)."""
-
-    type: Literal["FreeIPA"]
-    url: str
-    username: str
-    group_name: str = "ucloud_users"
-    verify_tls: bool = True
-    ca_cert_file: str | None = None
-    project_strategy: Literal["Default", "Date", "UUID"] = "Default"
-
-
-class ScriptedFsManagement(Strict):
-    type: Literal["Scripted"] = "Scripted"
-    on_quota_updated: str = "/etc/ucloud/scripts/on-quota-updated"
-    on_usage_reporting: str = "/etc/ucloud/scripts/on-usage-reporting"
-
-
-class StoragePayment(Strict):
-    type: Literal["Resource", "Money"] = "Resource"
-    unit: StorageUnit = "GB"
-    interval: PaymentInterval | None = None
-    currency: str | None = None
-    price: float | None = None
-
-
-class DriveLocator(Strict):
-    entity: Literal["User", "Project", "MemberFiles"]
-    #: e.g. /home/#{localUsername} or /work/#{localGroupName}
-    pattern: str | None = None
-    script: str | None = None
-    title: str | None = None
-    #: GB every user gets for free (User locators only, and required there)
-    free_quota: int | None = Field(default=None, ge=0)
-
-
-def _default_locators() -> dict[str, DriveLocator]:
-    return {
-        "home": DriveLocator(entity="User", pattern="/home/#{localUsername}", title="Home", free_quota=10),
-        "projects": DriveLocator(entity="Project", pattern="/work/#{localGroupName}", title="Work"),
-    }
-
-
-class FileSystem(Strict):
-    management: ScriptedFsManagement = Field(default_factory=ScriptedFsManagement)
-    payment: StoragePayment = Field(default_factory=StoragePayment)
-    drive_locators: dict[str, DriveLocator] = Field(default_factory=_default_locators)
-
-
-def _default_file_systems() -> dict[str, FileSystem]:
-    return {"storage": FileSystem()}
-
-
-class AccountMapper(Strict):
-    #: Slurm account names the IM creates for users and projects, per product category
-    users: str = "#{localUsername}_#{productCategory}"
-    projects: str = "#{localGroupName}_#{productCategory}"
-
-
-class UCloudDatabase(Strict):
-    """The IM's PostgreSQL database; the password is the secret ``ucloud_db_password``."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=5432, ge=1, le=65535)
-    name: Name = "ucloud"
-    username: Name = "ucloud"
-    ssl: bool = False
-
-
-class UCloudSsh(Strict):
-    enabled: bool = True
-    install_keys: bool = True
-    #: host users' SSH clients reach (default: public_host)
-    host: str | None = None
-    port: int = Field(default=22, ge=1, le=65535)
-
-
-class UCloud(Strict):
-    provider_id: Name
-    #: UCloud/Core, e.g. https://cloud.sdu.dk
-    core_url: str
-    #: public name of the frontend that Core reaches (envoy behind TLS)
-    public_host: str
-    public_port: int = Field(default=443, ge=1, le=65535)
-    machine_types: dict[str, MachineType] = Field(default_factory=dict)
-    identity_management: Annotated[ScriptedIdentity | FreeIpaIdentity, Field(discriminator="type")] = Field(
-        default_factory=ScriptedIdentity)
-    file_systems: dict[str, FileSystem] = Field(default_factory=_default_file_systems)
-    account_mapper: AccountMapper = Field(default_factory=AccountMapper)
-    database: UCloudDatabase = Field(default_factory=UCloudDatabase)
-    ssh: UCloudSsh | None = None
-    #: where the IM runs envoy and its IPC socket (the RPM's layout)
-    envoy_executable: str = "/opt/ucloud/envoy/envoy"
-    envoy_directory: str = "/var/run/ucloud/envoy"
-    ipc_directory: str = "/var/run/ucloud"
-    log_directory: str = "/var/log/ucloud"
-    log_retention_days: int = Field(default=180, ge=1)
-    #: envoy's local port, behind the TLS terminator on public_port
-    gateway_port: int = Field(default=8889, ge=1, le=65535)
-
-
-# --- the site ---------------------------------------------------------------------------------------------
-
-
-class Lab(Strict):
-    """How `bitten lab` builds this inventory on one machine (only the lab inventory sets it)."""
-
-    #: podman network the lab's containers join; its gateway (first address) runs the emulators
-    network: DnsLabel = "bitten-lab"
-    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("10.77.0.0/24")
-    #: Debian release of the node containers
-    release: Literal["trixie", "bookworm"] = "trixie"
-
-    @property
-    def gateway(self) -> str:
-        return str(next(self.subnet.hosts()))
-
-
-class SiteInfo(Strict):
-    name: DnsLabel
-    description: str = ""
-    domain: str
-    timezone: str = "UTC"
-    location: str = ""
-
-
-#: inventory groups with a fixed meaning
-GROUP_CONTROLLER = "slurm_controller"
-GROUP_DBD = "slurm_dbd"
-GROUP_LOGIN = "login"
-GROUP_UCLOUD = "ucloud_frontend"
-GROUP_GPU = "gpu_nodes"
-GROUP_CPU = "cpu_nodes"
-GROUP_COMPUTE = "compute"
-
-
-class Site(Strict):
-    info: SiteInfo
-    nodes: dict[str, Node]
-    groups: dict[str, tuple[str, ...]]
-    hardware_profiles: dict[str, HardwareProfile]
-    slurm: SlurmSettings
-    partitions: tuple[Partition, ...]
-    qos: tuple[Qos, ...] = ()
-    accounts: tuple[Account, ...] = ()
-    cooling: Cooling = Field(default_factory=Cooling)
-    ucloud: UCloud | None = None
-    lab: Lab | None = None
-    assumptions: tuple[str, ...] = ()
-
-    def hosts_in(self, *groups: str) -> list[str]:
-        """Hosts of the named groups, sorted and without duplicates (unknown groups are empty)."""
-        found: set[str] = set()
-        for group in groups:
-            found.update(self.groups.get(group, ()))
-        return sorted(found)
-
-    @cached_property
-    def controllers(self) -> list[str]:
-        return self.hosts_in(GROUP_CONTROLLER)
-
-    @cached_property
-    def dbd_hosts(self) -> list[str]:
-        return self.hosts_in(GROUP_DBD)
-
-    @cached_property
-    def compute_nodes(self) -> list[str]:
-        return self.hosts_in(GROUP_COMPUTE, GROUP_GPU, GROUP_CPU)
-
-    @cached_property
-    def slurm_hosts(self) -> list[str]:
-        """Every host that runs a Slurm daemon or client and so gets slurm.conf."""
-        return self.hosts_in(GROUP_CONTROLLER, GROUP_DBD, GROUP_LOGIN, GROUP_UCLOUD, GROUP_COMPUTE, GROUP_GPU,
-                             GROUP_CPU)
-
-    def profile_of(self, host: str) -> HardwareProfile | None:
-        name = self.nodes[host].hardware_profile
-        return self.hardware_profiles.get(name) if name else None
-
-    def partition_nodes(self, partition: Partition) -> list[str]:
-        return self.hosts_in(*partition.groups)
-
-    def partition(self, name: str) -> Partition | None:
-        return next((p for p in self.partitions if p.name == name), None)
-
-    @cached_property
-    def compute_by_profile(self) -> dict[str, list[str]]:
-        """Compute nodes grouped by hardware profile, profiles in name order."""
-        out: dict[str, list[str]] = {}
-        for host in self.compute_nodes:
-            profile = self.nodes[host].hardware_profile
-            if profile:
-                out.setdefault(profile, []).append(host)
-        return dict(sorted(out.items()))
-
-    @cached_property
-    def gpu_types(self) -> list[str]:
-        """GRES types of the GPUs in the compute nodes' profiles (``b200``), sorted, each once."""
-        types = {p.gpu.slurm_type for name in self.compute_by_profile
-                 if (p := self.hardware_profiles.get(name)) is not None and p.gpu is not None}
-        return sorted(types)
-
-    def loop_nodes(self, loop: str) -> list[str]:
-        return sorted(n.name for n in self.nodes.values() if n.cooling_loop == loop)
-
-    @cached_property
-    def cooling_agent_hosts(self) -> list[str]:
-        """Hosts that run the cooling agent: the configured ones, else the first Slurm controller."""
-        if not (self.cooling.cdus or self.cooling.heat_meters or self.cooling.meters):
-            return []
-        if self.cooling.agent.hosts:
-            return sorted(self.cooling.agent.hosts)
-        return self.controllers[:1]
-
-    def fqdn(self, host: str) -> str:
-        return f"{host}.{self.info.domain}"
+SECTIONS = (
+    Section("bitten_cooling", "cooling", Cooling,
+            "coolants, CDUs, meters, register maps, cooling loops, the energy ledger and the agent", default={},
+            declares={kind: keys(kind) for kind in ("coolants", "cdus", "heat_meters", "meters", "register_maps",
+                                                    "loops")}),
+)
