@@ -4,6 +4,7 @@ and what their alarms do, the energy ledger's sources, EU reporting facts, and t
 from __future__ import annotations
 
 import ipaddress
+import math
 from itertools import pairwise
 from typing import Literal
 
@@ -150,8 +151,11 @@ class Cdu(Strict):
 
     #: base URL of the CDU's Redfish service (scheme://host[:port])
     url: ServiceUrl
-    #: id under /redfish/v1/ThermalEquipment/CDUs/
+    #: id under /redfish/v1/ThermalEquipment/<equipment>/
     cdu_id: str = "1"
+    #: the DMTF collection the unit is in: CDUs, HeatExchangers (a rear-door heat exchanger), ImmersionUnits --
+    #: the same CoolingUnit schema, read and alarmed alike
+    equipment: Literal["CDUs", "HeatExchangers", "ImmersionUnits"] = "CDUs"
     coolant: str | None = None
     model: str = ""
     #: Redfish account (read-only role suffices unless setpoint writes are enabled); the password comes from
@@ -175,10 +179,61 @@ class ModbusDevice(Strict):
     model: str = ""
     #: close the connection when idle this long (an ECL drops idle TCP connections after ~75 s)
     idle_timeout_s: float = Field(default=60.0, gt=0)
+    #: the most the meter can measure, in kW: an energy counter that steps by more than this times the interval
+    #: is a glitch (a gap in the ledger, never energy); default: bitten_cooling.plausibility.power_kw.max
+    max_power_kw: float | None = Field(default=None, gt=0)
 
 
-AlarmKind = Literal["leak", "pump_failed", "low_flow", "high_supply_temperature", "stale"]
-ALARM_KINDS: tuple[str, ...] = ("leak", "pump_failed", "low_flow", "high_supply_temperature", "stale")
+class Bounds(Strict):
+    """A closed range [min, max] of plausible values."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if not (math.isfinite(self.min) and math.isfinite(self.max)) or self.min > self.max:
+            raise ValueError(f"need finite min <= max, got [{self.min}, {self.max}]")
+        return self
+
+    def __contains__(self, value: float) -> bool:
+        return self.min <= value <= self.max
+
+
+class Plausibility(Strict):
+    """What a reading may be before the agent believes it. A value outside its range (a temperature in kelvin, a
+    negative flow, a density of 1e300) is implausible: the agent treats it as unknown, never as a measurement.
+    The defaults are physical limits of a water or glycol loop; narrow them for a site."""
+
+    #: coolant and district-heating water temperatures, degC (water boils at 100 degC; kelvin values are above it)
+    temperature_c: Bounds = Bounds(min=-20, max=100)
+    #: return minus supply, K
+    temperature_difference_k: Bounds = Bounds(min=-50, max=50)
+    flow_lpm: Bounds = Bounds(min=0, max=50000)
+    #: heat and electric power, kW (also the default maximum power of a meter's energy counter)
+    power_kw: Bounds = Bounds(min=0, max=100000)
+    pressure_kpa: Bounds = Bounds(min=-100, max=2500)
+    #: valve positions, pump speeds, additive fractions
+    percent: Bounds = Bounds(min=0, max=100)
+    density_kg_m3: Bounds = Bounds(min=800, max=1300)
+    specific_heat_kj_kg_k: Bounds = Bounds(min=1.5, max=4.5)
+
+    def for_dimension(self, dimension: str) -> Bounds | None:
+        """The range of a register's dimension (bitten.site.model.UNITS), in its canonical unit."""
+        found: Bounds | None = {
+            "temperature": self.temperature_c, "temperature_difference": self.temperature_difference_k,
+            "flow": self.flow_lpm, "power": self.power_kw, "pressure": self.pressure_kpa, "percent": self.percent,
+            # counters: never negative (their steps are checked against the meter's maximum power)
+            "energy": Bounds(min=0, max=1e15), "volume": Bounds(min=0, max=1e15),
+        }.get(dimension)
+        return found
+
+
+AlarmKind = Literal["leak", "pump_failed", "low_flow", "high_supply_temperature", "stale", "sensor_lost"]
+ALARM_KINDS: tuple[str, ...] = ("leak", "pump_failed", "low_flow", "high_supply_temperature", "stale",
+                                "sensor_lost")
+#: the kinds evaluated from a CDU's readings (stale and sensor_lost are the agent's own observations)
+READING_KINDS: tuple[str, ...] = ("leak", "pump_failed", "low_flow", "high_supply_temperature")
 
 
 class LoopLimits(Strict):
@@ -198,6 +253,10 @@ class AlarmAction(Strict):
     cap_gpu_power_percent: int | None = Field(default=None, ge=10, le=100)
     #: resume the nodes when the alarm clears (never for a leak: a person inspects first)
     resume_on_clear: bool = False
+    #: what happens to the jobs running on the loop's nodes: keep (drain lets them finish), requeue, or cancel
+    jobs: Literal["keep", "requeue", "cancel"] = "keep"
+    #: leak only: power the loop's nodes off through their BMCs when a detector reports a Critical leak
+    power_off: bool = False
 
 
 DEFAULT_ACTIONS: dict[str, AlarmAction] = {
@@ -206,7 +265,23 @@ DEFAULT_ACTIONS: dict[str, AlarmAction] = {
     "low_flow": AlarmAction(drain=True),
     "high_supply_temperature": AlarmAction(drain=True),
     "stale": AlarmAction(drain=False),
+    "sensor_lost": AlarmAction(drain=False),
 }
+
+
+def check_actions(actions: dict[str, AlarmAction]) -> None:
+    """Rules every loop's actions follow (the site model's and the agent configuration's)."""
+    leak = actions.get("leak")
+    if leak is not None and leak.resume_on_clear:
+        raise ValueError("leak: resume_on_clear cannot be true: after a leak an operator resumes the nodes")
+    for kind, action in actions.items():
+        if action.power_off and kind != "leak":
+            raise ValueError(f"{kind}: power_off is for a critical leak only")
+        if action.jobs != "keep" and not action.drain:
+            raise ValueError(f"{kind}: jobs: {action.jobs} needs drain: true (or new jobs would start on the nodes)")
+        if action.power_off and not action.drain:
+            raise ValueError(f"{kind}: power_off needs drain: true (Slurm would schedule jobs onto nodes it powers "
+                             "off)")
 
 
 class CoolingLoop(Strict):
@@ -221,9 +296,7 @@ class CoolingLoop(Strict):
     @field_validator("actions")
     @classmethod
     def _leak_never_resumes(cls, value: dict[str, AlarmAction]) -> dict[str, AlarmAction]:
-        leak = value.get("leak")
-        if leak is not None and leak.resume_on_clear:
-            raise ValueError("leak: resume_on_clear cannot be true: after a leak an operator resumes the nodes")
+        check_actions(value)
         return value
 
     def action(self, kind: str) -> AlarmAction:
@@ -313,6 +386,17 @@ class CoolingAgent(Strict):
     poll_interval_s: float = Field(default=10.0, ge=0.2, le=3600)
     #: a device without a good reading for this long is stale (alarm "stale")
     stale_after_s: float = Field(default=60.0, gt=0)
+    #: an alarm whose inputs are unknown (missing, null, not a number, implausible) for this long raises
+    #: "sensor_lost"; until then, and after, the alarm keeps its previous state (unknown never clears an alarm)
+    sensor_lost_after_s: float = Field(default=60.0, gt=0)
+    #: wall-clock limit of one device read (connect, every request, the whole body): a slow device delays
+    #: nothing but itself
+    read_deadline_s: float = Field(default=5.0, gt=0, le=600)
+    #: the largest answer the agent reads from a device (bytes); a larger one fails that read
+    max_response_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: how often the agent tries again to open its ledger or state database after it failed (corrupt, locked,
+    #: full); alarms and drains never wait for it
+    store_retry_s: float = Field(default=30.0, gt=0)
     #: consecutive clean polls before an alarm clears
     clear_polls: int = Field(default=3, ge=1, le=100)
     #: computed and reported heat differing by more than this fraction is flagged in the metrics
@@ -322,10 +406,19 @@ class CoolingAgent(Strict):
     writes_enabled: bool = False
     #: act on Slurm (drain/resume); off: alarms are only logged and exported
     slurm_actions: bool = True
-    #: how the agent runs scontrol (it runs as its own user: sudo limited to show/drain/resume by the role)
-    scontrol: tuple[str, ...] = ("sudo", "-n", "/usr/bin/scontrol")
+    #: how the agent reads node states (scontrol show node, as its own user: reading needs no privilege)
+    scontrol: tuple[str, ...] = ("/usr/bin/scontrol",)
+    #: how the agent asks for what it may change: drain, resume, requeue/cancel and cap exactly the nodes of its
+    #: loops (bitten.cooling.helper run by sudo with this fixed argument list; its policy is
+    #: /etc/bitten/cooling/allowed.json). Empty: scontrol directly (a lab or test without sudo)
+    helper: tuple[str, ...] = ("sudo", "-n", "/opt/bitten-cooling/bin/python", "-I", "-m", "bitten.cooling.helper")
     #: argv that caps one node's GPUs; {node} and {watts} are substituted
     gpu_power_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes", "{node}", "nvidia-smi", "-pl", "{watts}")
+    #: BMC accounts on the agent host, for powering nodes off on a critical leak (actions.leak.power_off): an
+    #: owner-only YAML file (username, password, hosts: {node: {username, password}}), never in the repository
+    bmc_credentials_file: AbsolutePath = "/etc/bitten/cooling/bmc-credentials.yaml"
+    #: CA bundle of the BMCs' certificates on the agent host (None: the system trust store)
+    bmc_ca_file: AbsolutePath | None = None
 
 
 class Cooling(Strict):
@@ -339,6 +432,7 @@ class Cooling(Strict):
     ledger: LedgerSources = Field(default_factory=LedgerSources)
     reporting: Reporting = Field(default_factory=Reporting)
     agent: CoolingAgent = Field(default_factory=CoolingAgent)
+    plausibility: Plausibility = Field(default_factory=Plausibility)
 
     def modbus_devices(self) -> dict[str, ModbusDevice]:
         return {**self.heat_meters, **self.meters}
