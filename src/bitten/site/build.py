@@ -21,6 +21,7 @@ SITE_VARS: dict[str, str] = {
     "bitten_accounts": "Slurm accounts",
     "bitten_cooling": "coolants, CDUs, meters, register maps, cooling loops, the energy ledger and the agent",
     "bitten_ucloud": "UCloud provider and machine types",
+    "bitten_fabric": "the InfiniBand fabric: switches, cabling, subnet manager, partitions, IPoIB",
     "bitten_assumptions": "values of this site that are not publicly known",
     "bitten_lab": "how `bitten lab` builds the site on one machine (lab inventories only)",
 }
@@ -154,6 +155,7 @@ def build_site(data: InventoryData) -> m.Site:
     slurm = site_part(m.SlurmSettings, "bitten_slurm")
     cooling = site_part(m.Cooling, "bitten_cooling", {})
     ucloud = site_part(m.UCloud, "bitten_ucloud")
+    fabric = site_part(m.Fabric, "bitten_fabric")
     lab = site_part(m.Lab, "bitten_lab")
     profiles = _mapping_of(m.HardwareProfile, site_raw.get("bitten_hardware_profiles") or {},
                            "bitten_hardware_profiles", locator, problems)
@@ -188,7 +190,8 @@ def build_site(data: InventoryData) -> m.Site:
         nodes=nodes, groups=groups, hardware_profiles=profiles,
         slurm=slurm or m.SlurmSettings.model_construct(cluster_name="invalid"),
         partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, assumptions=tuple(str(a) for a in assumptions),
+        cooling=cooling or m.Cooling(), ucloud=ucloud, fabric=fabric, lab=lab,
+        assumptions=tuple(str(a) for a in assumptions),
     )
     from bitten.site.checks import cross_check
 
@@ -199,7 +202,8 @@ def build_site(data: InventoryData) -> m.Site:
     return m.Site(
         info=info, nodes=nodes, groups=groups, hardware_profiles=profiles, slurm=slurm,
         partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, assumptions=tuple(str(a) for a in assumptions),
+        cooling=cooling or m.Cooling(), ucloud=ucloud, fabric=fabric, lab=lab,
+        assumptions=tuple(str(a) for a in assumptions),
     )
 
 

@@ -332,7 +332,14 @@ def _fits(site: m.Site, part: m.Partition, machine: m.MachineType, where: str, f
                       f"largest node in partition {part.name} ({max_gpu})", fix="shrink the largest product")
 
 
+def check_fabric(site: m.Site, locator: Locator, declared: Declared) -> Iterable[Problem]:
+    """The fabric capability's cross-checks (until capabilities register their own checks)."""
+    from bitten.fabric.checks import check_fabric as fabric_checks
+
+    return fabric_checks(site, locator, declared)
+
+
 CHECKS: tuple[Callable[[m.Site, Locator, Declared], Iterable[Problem]], ...] = (
     check_unique, check_bmcs, check_profiles, check_slurm_roles, check_partitions, check_accounts, check_cooling,
-    check_ucloud,
+    check_ucloud, check_fabric,
 )

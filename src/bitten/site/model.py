@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from bitten.site.fabric import Fabric as Fabric  # re-exported: the site model includes the fabric
+
 DnsLabel = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", min_length=1, max_length=63)
 ]
@@ -754,6 +756,7 @@ class Site(Strict):
     accounts: tuple[Account, ...] = ()
     cooling: Cooling = Field(default_factory=Cooling)
     ucloud: UCloud | None = None
+    fabric: Fabric | None = None
     lab: Lab | None = None
     assumptions: tuple[str, ...] = ()
 
@@ -762,6 +765,16 @@ class Site(Strict):
         found: set[str] = set()
         for group in groups:
             found.update(self.groups.get(group, ()))
+        return sorted(found)
+
+    def members(self, names: tuple[str, ...] | list[str]) -> list[str]:
+        """Hosts named directly or through their groups, sorted and without duplicates (unknown names are empty)."""
+        found: set[str] = set()
+        for name in names:
+            if name in self.groups:
+                found.update(self.groups[name])
+            elif name in self.nodes:
+                found.add(name)
         return sorted(found)
 
     @cached_property
