@@ -51,6 +51,42 @@ def _cooling_agent_hosts(site: Site) -> list[str]:
     return site.cooling_agent_hosts
 
 
+# --- the InfiniBand fabric (bitten.fabric) ------------------------------------------------------------------
+
+
+def _topology_hosts(site: Site) -> list[str]:
+    fabric = site.fabric
+    return site.slurm_hosts if fabric is not None and fabric.slurm.plugin != "none" else []
+
+
+def _opensm_hosts(site: Site) -> list[str]:
+    fabric = site.fabric
+    if fabric is None or fabric.subnet_manager.type != "opensm":
+        return []
+    return sorted(fabric.subnet_manager.hosts)
+
+
+def _opensm_root_hosts(site: Site) -> list[str]:
+    fabric = site.fabric
+    if fabric is None or fabric.subnet_manager.routing_engine not in ("ftree", "updn") or not fabric.spine_leaves:
+        return []
+    return _opensm_hosts(site)
+
+
+def _ipoib_hosts(site: Site) -> list[str]:
+    fabric = site.fabric
+    if fabric is None or fabric.ipoib is None:
+        return []
+    hca = fabric.ipoib.hca
+    return [h for h in fabric.nodes if h in site.nodes and any(p.hca == hca and p.port == 1
+                                                                  for p in fabric.ports_of(h))]
+
+
+def _ipoib_pkey_hosts(site: Site) -> list[str]:
+    fabric = site.fabric
+    return _ipoib_hosts(site) if fabric is not None and fabric.ipoib and fabric.ipoib.partition else []
+
+
 FILES: list[FileSpec] = [
     FileSpec("/etc/hosts", "os/hosts.j2", _all_hosts, description="every host of the site, from the inventory"),
     FileSpec("/etc/slurm/slurm.conf", "slurm/slurm.conf.j2", _slurm_hosts, description="Slurm cluster config"),
@@ -67,6 +103,22 @@ FILES: list[FileSpec] = [
              group="ucloud", description="UCloud IM: identity-management secrets"),
     FileSpec("/etc/bitten/gpu-node.json", "gpu/gpu-node.json.j2", _compute_hosts, per_host=True,
              description="the GPUs a node's hardware profile promises; bitten-gpu-health checks against it"),
+    FileSpec("/etc/slurm/topology.conf", "slurm/topology.conf.j2", _topology_hosts,
+             description="the fabric's leaf and spine switches for Slurm (TopologyPlugin)"),
+    FileSpec("/etc/opensm/opensm.conf", "fabric/opensm.conf.j2", _opensm_hosts, per_host=True,
+             description="OpenSM: routing engine, SM priority of the master/standby pair"),
+    FileSpec("/etc/opensm/partitions.conf", "fabric/partitions.conf.j2", _opensm_hosts,
+             description="OpenSM: partitions (P_Keys) per tenant, members by port GUID"),
+    FileSpec("/etc/opensm/root-guids.conf", "fabric/root-guids.conf.j2", _opensm_root_hosts,
+             description="OpenSM: the fat tree's root (spine) switches"),
+    FileSpec("/etc/default/opensm", "fabric/default-opensm.j2", _opensm_hosts, per_host=True,
+             description="the port(s) Debian's opensm.service starts OpenSM on"),
+    FileSpec("/etc/systemd/network/60-bitten-ipoib.network", "fabric/ipoib.network.j2", _ipoib_hosts, per_host=True,
+             description="IPoIB interface (systemd-networkd)"),
+    FileSpec("/etc/systemd/network/60-bitten-ipoib-pkey.netdev", "fabric/ipoib-pkey.netdev.j2", _ipoib_pkey_hosts,
+             description="IPoIB child interface in the tenant partition"),
+    FileSpec("/etc/systemd/network/61-bitten-ipoib-pkey.network", "fabric/ipoib-pkey.network.j2", _ipoib_pkey_hosts,
+             per_host=True, description="IPoIB address in the tenant partition"),
     FileSpec("/etc/bitten/cooling/agent.yaml", "cooling/agent.yaml.j2", _cooling_agent_hosts, mode="0640",
              group="bitten-cooling", description="cooling agent: CDUs, meters, register maps, loops, ledger"),
 ]
