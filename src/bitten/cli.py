@@ -63,6 +63,7 @@ def render(
 
 
 def _register_subcommands() -> None:
+    from bitten.fabric.cli import app as fabric_app
     from bitten.lab.cli import app as lab_app
     from bitten.redfish.cli import app as hardware_app
     from bitten.ucloud.cli import app as ucloud_app
@@ -70,6 +71,7 @@ def _register_subcommands() -> None:
     app.add_typer(lab_app, name="lab", help="the whole site on this machine: containers and emulators")
     app.add_typer(hardware_app, name="hardware", help="BMC state through Redfish: plan, apply, inventory")
     app.add_typer(ucloud_app, name="ucloud", help="UCloud: registration check, products, IM test double")
+    app.add_typer(fabric_app, name="fabric", help="InfiniBand: the discovered fabric against the cabling plan")
     from bitten.cooling.cli import register as register_cooling
 
     register_cooling(app)
