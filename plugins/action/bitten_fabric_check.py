@@ -19,8 +19,8 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(("ibnetdiscover_file", "iblinkinfo_file", "timeout", "fail_on_findings"))
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        from bitten.capabilities import site_from_play
         from bitten.fabric.check import DiscoveryError, check
-        from bitten.playsite import site_from_play
         from bitten.site import SiteError
 
         result = super().run(tmp, task_vars)

@@ -6,7 +6,8 @@ import copy
 from functools import cache
 from typing import Any
 
-from bitten.site import InventoryData, Site, build_site, load_inventory
+from bitten.capabilities import build_site
+from bitten.site import InventoryData, Site, load_inventory
 
 from conftest import BROKEN
 

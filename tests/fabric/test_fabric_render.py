@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from fabric_site import site_with
 
-from bitten.render import render_file, render_tree
-from bitten.site import Site, load_site
+from bitten.capabilities import load_site, render_file, render_tree
+from bitten.site import Site
 
 from conftest import INVENTORIES
 

@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from bitten.site import model as m
-from bitten.site.build import Locator
 from bitten.site.fabric import Fabric
+from bitten.site.locate import Declared, Locator
 from bitten.site.problems import Problem
 
 VAR = "bitten_fabric"
@@ -34,7 +34,7 @@ def _field(*path: str | int) -> str:
     return out
 
 
-def check_fabric(site: m.Site, locator: Locator, declared: dict[str, set[str]]) -> Iterator[Problem]:
+def check_fabric(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
     fabric = site.fabric
     if fabric is None:
         return
