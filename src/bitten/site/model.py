@@ -180,6 +180,11 @@ class SlurmSettings(Strict):
     select_type_parameters: str = "CR_Core_Memory"
     return_to_service: int = Field(default=1, ge=0, le=2)
     max_job_count: int = Field(default=100000, ge=1)
+    #: slurmctld's state (StateSaveLocation); with two controllers a directory on storage both mount (NFS, a
+    #: shared volume), which the backup reads when it takes over
+    state_save_location: str = Field(default="/var/lib/slurm/slurmctld", pattern=r"^/[^\s]*$")
+    #: seconds the backup waits for an unresponsive primary before it takes control (SlurmctldTimeout)
+    slurmctld_timeout: int = Field(default=120, ge=5, le=3600)
     #: extra slurm.conf lines, key -> value, emitted verbatim at the end
     extra: dict[str, str] = Field(default_factory=dict)
     #: slurmdbd's database

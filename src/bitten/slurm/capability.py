@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bitten.core.capability import Capability
 from bitten.core.files import FileSpec
 from bitten.site.model import Site
@@ -17,6 +19,12 @@ def _dbd_hosts(site: Site) -> list[str]:
     return site.dbd_hosts
 
 
+def _facts(site: Site, host: str) -> dict[str, Any]:
+    """What the slurm role needs from the model: where slurmctld keeps its state, who controls in which order."""
+    return {"state_save_location": site.slurm.state_save_location, "controllers": site.controllers,
+            "slurmctld_timeout": site.slurm.slurmctld_timeout}
+
+
 CAPABILITY = Capability(
     name="slurm",
     checks=(check_slurm_roles, check_partitions, check_accounts),
@@ -27,5 +35,6 @@ CAPABILITY = Capability(
         FileSpec("/etc/slurm/slurmdbd.conf", _dbd_hosts, "slurm/slurmdbd.conf.j2", mode="0600", owner="slurm",
                  group="slurm", description="accounting daemon; StoragePass is a secret (placeholder in render)"),
     ),
+    facts=_facts,
     filters={"tres_weights": tres_weights},
 )
