@@ -160,6 +160,25 @@ class SlurmDatabase(Strict):
     user: Name = "slurm"
 
 
+class Containers(Strict):
+    """Container jobs through enroot and pyxis (``srun --container-image=...``), from NVIDIA's packages."""
+
+    enabled: bool = False
+    #: pyxis's SPANK plugin, as NVIDIA's nvslurm-plugin-pyxis package installs it (built for the site's Slurm)
+    pyxis_plugin: str = Field(default="/usr/lib/x86_64-linux-gnu/slurm/spank_pyxis.so", pattern=r"^/\S+\.so$")
+    #: job: a job's containers go when it ends; global: named containers stay for their user's later jobs
+    container_scope: Literal["job", "global"] = "job"
+    sbatch_support: bool = True
+    execute_entrypoint: bool = False
+    #: pyxis's own runtime files
+    pyxis_runtime_path: str = Field(default="/run/pyxis", pattern=r"^/\S+$")
+    #: enroot's directories, each per user (<path>/user-<uid>, created 0700 by the prolog as root): runtime
+    #: state, container root filesystems, image layers
+    runtime_path: str = Field(default="/run/enroot", pattern=r"^/\S+$")
+    data_path: str = Field(default="/var/lib/enroot/data", pattern=r"^/\S+$")
+    cache_path: str = Field(default="/var/lib/enroot/cache", pattern=r"^/\S+$")
+
+
 class SlurmSettings(Strict):
     cluster_name: DnsLabel
     #: process tracking and task plugins; containers (the lab) need linuxproc and none
@@ -187,6 +206,8 @@ class SlurmSettings(Strict):
     slurmctld_timeout: int = Field(default=120, ge=5, le=3600)
     #: extra slurm.conf lines, key -> value, emitted verbatim at the end
     extra: dict[str, str] = Field(default_factory=dict)
+    #: container jobs (enroot + pyxis): plugstack.conf, enroot.conf, the container prolog and epilog
+    containers: Containers = Field(default_factory=Containers)
     #: slurmdbd's database
     database: SlurmDatabase = Field(default_factory=SlurmDatabase)
     #: extra slurmdbd.conf lines (e.g. PurgeJobAfter), key -> value, emitted verbatim at the end
