@@ -1,10 +1,10 @@
 """The typed site model: what an inventory describes once it has been validated.
 
 One module per section of the inventory, each the home of its capability's schema: ``base`` (the site, its nodes
-and groups), ``hardware`` (hardware profiles, BMCs), ``slurm``, ``cooling``, ``ucloud``, ``lab``; ``site`` puts them
-together as the Site; ``types`` holds the building blocks. Every public name is importable from here. Models forbid
-unknown keys, so a misspelt setting is an error instead of being silently ignored (see inventory/README.md for the
-variable reference).
+and groups), ``hardware`` (hardware profiles, BMCs), ``slurm``, ``cooling``, ``ucloud``, ``fabric`` (InfiniBand),
+``lab``; ``site`` puts them together as the Site; ``types`` holds the building blocks. Every public name is
+importable from here. Models forbid unknown keys, so a misspelt setting is an error instead of being silently
+ignored (see inventory/README.md for the variable reference).
 
 A new capability's section: a module here with its models and its ``SECTIONS`` (the site-wide variables it reads
 and the names they declare), its line in ``SECTIONS`` below, and its field on Site.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bitten.site.model import base as _base
 from bitten.site.model import cooling as _cooling
+from bitten.site.model import fabric as _fabric
 from bitten.site.model import hardware as _hardware
 from bitten.site.model import lab as _lab
 from bitten.site.model import slurm as _slurm
@@ -55,6 +56,22 @@ from bitten.site.model.cooling import (
     RegisterMap,
     Reporting,
 )
+from bitten.site.model.fabric import (
+    SWITCH_MODELS,
+    Cable,
+    Fabric,
+    IbPartition,
+    Ipoib,
+    LinkSpeed,
+    LinkWidth,
+    NodePort,
+    SlurmTopology,
+    SubnetManager,
+    Switch,
+    SwitchLink,
+    SwitchModel,
+    Trunk,
+)
 from bitten.site.model.hardware import (
     Bmc,
     Boot,
@@ -71,6 +88,7 @@ from bitten.site.model.site import (
 )
 from bitten.site.model.slurm import (
     Account,
+    Containers,
     Partition,
     Qos,
     SlurmDatabase,
@@ -104,7 +122,8 @@ from bitten.site.model.ucloud import (
 
 #: every site-wide variable, in the order the model reads them
 SECTIONS: tuple[Section, ...] = (
-    *_base.SECTIONS, *_hardware.SECTIONS, *_slurm.SECTIONS, *_cooling.SECTIONS, *_ucloud.SECTIONS, *_lab.SECTIONS,
+    *_base.SECTIONS, *_hardware.SECTIONS, *_slurm.SECTIONS, *_cooling.SECTIONS, *_ucloud.SECTIONS, *_fabric.SECTIONS,
+    *_lab.SECTIONS,
 )
 
 __all__ = [
@@ -124,6 +143,7 @@ __all__ = [
     "QUANTITIES",
     "REGISTER_WIDTH",
     "SECTIONS",
+    "SWITCH_MODELS",
     "UNITS",
     "Account",
     "AccountMapper",
@@ -131,7 +151,9 @@ __all__ = [
     "AlarmKind",
     "Bmc",
     "Boot",
+    "Cable",
     "Cdu",
+    "Containers",
     "Coolant",
     "Cooling",
     "CoolingAgent",
@@ -140,14 +162,19 @@ __all__ = [
     "Declares",
     "DnsLabel",
     "DriveLocator",
+    "Fabric",
     "FileSystem",
     "FreeIpaIdentity",
     "Gpu",
     "GpuArchitecture",
     "HardwareProfile",
+    "IbPartition",
+    "Ipoib",
     "LabSettings",
     "LedgerSource",
     "LedgerSources",
+    "LinkSpeed",
+    "LinkWidth",
     "LoopLimits",
     "MachinePaymentUnit",
     "MachineType",
@@ -156,6 +183,7 @@ __all__ = [
     "Name",
     "NameSuffix",
     "Node",
+    "NodePort",
     "Partition",
     "Payment",
     "PaymentInterval",
@@ -170,9 +198,15 @@ __all__ = [
     "SiteInfo",
     "SlurmDatabase",
     "SlurmSettings",
+    "SlurmTopology",
     "StoragePayment",
     "StorageUnit",
     "Strict",
+    "SubnetManager",
+    "Switch",
+    "SwitchLink",
+    "SwitchModel",
+    "Trunk",
     "UCloud",
     "UCloudDatabase",
     "UCloudSsh",

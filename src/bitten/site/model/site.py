@@ -19,6 +19,7 @@ from bitten.site.model.base import (
     SiteInfo,
 )
 from bitten.site.model.cooling import Cooling
+from bitten.site.model.fabric import Fabric
 from bitten.site.model.hardware import HardwareProfile
 from bitten.site.model.lab import LabSettings
 from bitten.site.model.slurm import Account, Partition, Qos, SlurmSettings
@@ -37,6 +38,7 @@ class Site(Strict):
     accounts: tuple[Account, ...] = ()
     cooling: Cooling = Field(default_factory=Cooling)
     ucloud: UCloud | None = None
+    fabric: Fabric | None = None
     lab: LabSettings | None = None
     assumptions: tuple[str, ...] = ()
 
@@ -45,6 +47,16 @@ class Site(Strict):
         found: set[str] = set()
         for group in groups:
             found.update(self.groups.get(group, ()))
+        return sorted(found)
+
+    def members(self, names: tuple[str, ...] | list[str]) -> list[str]:
+        """Hosts named directly or through their groups, sorted and without duplicates (unknown names are empty)."""
+        found: set[str] = set()
+        for name in names:
+            if name in self.groups:
+                found.update(self.groups[name])
+            elif name in self.nodes:
+                found.add(name)
         return sorted(found)
 
     @cached_property
