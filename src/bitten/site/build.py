@@ -20,6 +20,7 @@ SITE_VARS: dict[str, str] = {
     "bitten_qos": "Slurm QoS",
     "bitten_accounts": "Slurm accounts",
     "bitten_cooling": "coolants, CDUs, meters, register maps, cooling loops, the energy ledger and the agent",
+    "bitten_energy": "grid and heat-network signals, energy policies, the energy controller, energy accounting",
     "bitten_ucloud": "UCloud provider and machine types",
     "bitten_assumptions": "values of this site that are not publicly known",
     "bitten_lab": "how `bitten lab` builds the site on one machine (lab inventories only)",
@@ -153,6 +154,7 @@ def build_site(data: InventoryData) -> m.Site:
     info = site_part(m.SiteInfo, "bitten_site")
     slurm = site_part(m.SlurmSettings, "bitten_slurm")
     cooling = site_part(m.Cooling, "bitten_cooling", {})
+    energy = site_part(m.Energy, "bitten_energy", {})
     ucloud = site_part(m.UCloud, "bitten_ucloud")
     lab = site_part(m.Lab, "bitten_lab")
     profiles = _mapping_of(m.HardwareProfile, site_raw.get("bitten_hardware_profiles") or {},
@@ -188,7 +190,8 @@ def build_site(data: InventoryData) -> m.Site:
         nodes=nodes, groups=groups, hardware_profiles=profiles,
         slurm=slurm or m.SlurmSettings.model_construct(cluster_name="invalid"),
         partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, assumptions=tuple(str(a) for a in assumptions),
+        cooling=cooling or m.Cooling(), energy=energy or m.Energy(), ucloud=ucloud, lab=lab,
+        assumptions=tuple(str(a) for a in assumptions),
     )
     from bitten.site.checks import cross_check
 
@@ -199,7 +202,8 @@ def build_site(data: InventoryData) -> m.Site:
     return m.Site(
         info=info, nodes=nodes, groups=groups, hardware_profiles=profiles, slurm=slurm,
         partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, assumptions=tuple(str(a) for a in assumptions),
+        cooling=cooling or m.Cooling(), energy=energy or m.Energy(), ucloud=ucloud, lab=lab,
+        assumptions=tuple(str(a) for a in assumptions),
     )
 
 

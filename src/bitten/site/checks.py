@@ -15,9 +15,20 @@ Declared = dict[str, set[str]]
 def cross_check(site: m.Site, locator: Locator, declared: Declared) -> list[Problem]:
     """Run every check; ``declared`` holds the names each section declares, valid or not."""
     problems: list[Problem] = []
-    for check in CHECKS:
+    for check in (*CHECKS, *_capability_checks()):
         problems.extend(check(site, locator, declared))
     return problems
+
+
+def _capability_checks() -> tuple[Callable[[m.Site, Locator, Declared], Iterable[Problem]], ...]:
+    """Cross-checks that live with their capability (bitten.<cap>.checks, registered in its capability.py).
+
+    A seam until the composition layer (bitten.capabilities) runs them: imported lazily, so that the site model
+    itself never depends on a capability.
+    """
+    from bitten.energy.capability import CAPABILITY as ENERGY
+
+    return ENERGY.checks
 
 
 def _duplicates(site: m.Site, locator: Locator, what: str, var: str,
