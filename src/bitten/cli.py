@@ -73,6 +73,9 @@ def _register_subcommands() -> None:
     from bitten.cooling.cli import register as register_cooling
 
     register_cooling(app)
+    from bitten.energy.cli import register as register_energy
+
+    register_energy(app)
 
 
 _register_subcommands()
