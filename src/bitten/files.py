@@ -56,6 +56,9 @@ FILES: list[FileSpec] = [
     FileSpec("/etc/slurm/slurm.conf", "slurm/slurm.conf.j2", _slurm_hosts, description="Slurm cluster config"),
     FileSpec("/etc/slurm/gres.conf", "slurm/gres.conf.j2", _slurm_hosts, description="GPUs per node"),
     FileSpec("/etc/slurm/cgroup.conf", "slurm/cgroup.conf.j2", _slurm_hosts, description="cgroup limits"),
+    # energy capability (bitten_energy.accounting); moves to bitten.energy.capability with the file registry
+    FileSpec("/etc/slurm/acct_gather.conf", "slurm/acct_gather.conf.j2", _slurm_hosts,
+             description="energy accounting plugin settings (AcctGatherEnergyType)"),
     FileSpec("/etc/slurm/slurmdbd.conf", "slurm/slurmdbd.conf.j2", _dbd_hosts, mode="0600", owner="slurm",
              group="slurm", description="accounting daemon; StoragePass is a secret (placeholder in render)"),
     # UCloud Integration Module: config.yml is read by every user's IM instance, so it is world-readable

@@ -22,7 +22,9 @@ from typing import Literal
 Kind = Literal["counter", "power", "level"]
 #: unit of a channel's amount: energy channels in kWh, water in m3, levels as value * seconds
 CHANNEL_UNITS = {"it_energy": "kWh", "facility_energy": "kWh", "reused_heat": "kWh", "renewable_energy": "kWh",
-                 "water_input": "m3", "potable_water_input": "m3", "waste_heat_temperature": "degC"}
+                 "water_input": "m3", "potable_water_input": "m3", "waste_heat_temperature": "degC",
+                 # per node (source = node name), from its BMC: electric energy, and heat its coolant removed
+                 "node_energy": "kWh", "node_heat": "kWh"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS last(channel TEXT, source TEXT, kind TEXT, ts REAL, value REAL,
@@ -145,19 +147,23 @@ class Ledger:
         return amount
 
     # --- queries ----------------------------------------------------------------------------------------------
-    def total(self, channel: str, start: float, end: float) -> Total:
+    def total(self, channel: str, start: float, end: float, source: str | None = None) -> Total:
+        """A channel's amount over [start, end): of every source, or of one (``source``)."""
         out = Total(channel, start, end, unit=CHANNEL_UNITS.get(channel, ""))
         amount = 0.0
         level_s = 0.0
+        only = "" if source is None else " AND source = ?"
+        extra: tuple[str, ...] = () if source is None else (source,)
         with self.lock:
             rows = self.db.execute(
-                "SELECT source, start, end, amount, method FROM intervals WHERE channel = ? AND end > ? AND start < ?",
-                (channel, start, end)).fetchall()
+                "SELECT source, start, end, amount, method FROM intervals WHERE channel = ? AND end > ? AND start < ?"
+                + only, (channel, start, end, *extra)).fetchall()
             gap_rows = self.db.execute(
-                "SELECT source, start, end, reason, bridged FROM gaps WHERE channel = ? AND end > ? AND start < ? "
-                "ORDER BY start", (channel, start, end)).fetchall()
-            for (source,) in self.db.execute("SELECT DISTINCT source FROM last WHERE channel = ?", (channel,)):
-                out.sources.setdefault(source, "")
+                "SELECT source, start, end, reason, bridged FROM gaps WHERE channel = ? AND end > ? AND start < ?"
+                + only + " ORDER BY start", (channel, start, end, *extra)).fetchall()
+            for (name,) in self.db.execute("SELECT DISTINCT source FROM last WHERE channel = ?" + only,
+                                           (channel, *extra)):
+                out.sources.setdefault(name, "")
         kind = None
         for source, s, e, a, method in rows:
             overlap = min(e, end) - max(s, start)

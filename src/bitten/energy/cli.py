@@ -98,3 +98,64 @@ def trace_cmd(
 
 def register(parent: typer.Typer) -> None:
     parent.add_typer(app, name="energy", help="energy: what-if simulator, energy per job, the energy controller")
+
+
+@app.command()
+def jobs(
+    inventory: InventoryArg,
+    ledger_path: Annotated[Path | None, typer.Option("--ledger", help="the cooling agent's ledger (ledger.sqlite): "
+                                                    "node, IT, facility and reused-heat series")] = None,
+    sacct_file: Annotated[Path | None, typer.Option("--sacct", help="saved output of the sacct command shown by "
+                                                   "--print-sacct; default: run it")] = None,
+    signals_file: Annotated[Path | None, typer.Option("--signals", help="grid CO2: the controller's signal cache "
+                                                     "or Energi Data Service records (JSON)")] = None,
+    user: Annotated[str | None, typer.Option(help="only this user's jobs")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json, csv or html")] = "json",
+    print_sacct: Annotated[bool, typer.Option("--print-sacct", help="print the sacct command and exit")] = False,
+    since: Annotated[str | None, typer.Option(help="jobs since (sacct --starttime)")] = None,
+) -> None:
+    """Energy, CO2 and reused heat per job (and per user, account, UCloud project); each figure measured,
+    estimated or missing."""
+    import os
+    import subprocess
+
+    from bitten.cli import load_or_exit
+    from bitten.energy import attribution as att
+
+    if fmt not in ("json", "csv", "html"):
+        raise typer.BadParameter("--format must be json, csv or html")
+    command = [*att.SACCT, *(["--starttime", since] if since else []), *(["--user", user] if user else [])]
+    if print_sacct:
+        print(" ".join(command))
+        return
+    site = load_or_exit(inventory)
+    try:
+        if sacct_file is not None:
+            text = sacct_file.read_text()
+        else:
+            text = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120,
+                                  env={**os.environ, "TZ": "UTC", "SLURM_TIME_FORMAT": "%Y-%m-%dT%H:%M:%S"}).stdout
+        records = att.parse_sacct(text, str(sacct_file or "sacct"))
+        realised, forecast = att.co2_points(signals_file)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        err.print(f"[red]error[/red]: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    ledger = None
+    if ledger_path is not None:
+        from bitten.cooling.ledger import Ledger
+
+        if not ledger_path.exists():
+            err.print(f"[red]error[/red]: {ledger_path}: no such ledger", soft_wrap=True)
+            raise typer.Exit(2)
+        ledger = Ledger(ledger_path)
+    categories = list(site.ucloud.machine_types) if site.ucloud else []
+    nodes = att.node_infos(site)
+    results = []
+    for job in records:
+        if user is not None and job.user != user:
+            continue
+        job = att.JobRecord(**{**job.__dict__, "project": att.project_of(job.account, job.user, categories)})
+        results.append(att.attribute(job, ledger=ledger, nodes=nodes, realised=realised, forecast=forecast))
+    render = {"json": att.to_json, "csv": att.to_csv}
+    print(render[fmt](results) if fmt in render else att.to_html(results, f"Energy per job on {site.info.name}"))
+

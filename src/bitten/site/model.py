@@ -747,6 +747,12 @@ class EnergyAccounting(Strict):
     #: share of a node's heat its cold plates capture (the rest goes to air, not reused): ASSUMPTION per site
     liquid_capture_ratio: float = Field(default=0.85, gt=0, le=1)
 
+    @property
+    def slurm_plugin(self) -> str | None:
+        """slurm.conf's AcctGatherEnergyType plugin (the profiles' one plugin that is not none), or None."""
+        used = sorted({p for p in self.plugins.values() if p != "none"})
+        return used[0] if len(used) == 1 else None
+
 
 class Energy(Strict):
     signals: Signals = Field(default_factory=Signals)
