@@ -152,17 +152,15 @@ class Ledger:
         out = Total(channel, start, end, unit=CHANNEL_UNITS.get(channel, ""))
         amount = 0.0
         level_s = 0.0
-        only = "" if source is None else " AND source = ?"
-        extra: tuple[str, ...] = () if source is None else (source,)
         with self.lock:
             rows = self.db.execute(
-                "SELECT source, start, end, amount, method FROM intervals WHERE channel = ? AND end > ? AND start < ?"
-                + only, (channel, start, end, *extra)).fetchall()
+                "SELECT source, start, end, amount, method FROM intervals WHERE channel = ? AND end > ? AND start < ? "
+                "AND (? IS NULL OR source = ?)", (channel, start, end, source, source)).fetchall()
             gap_rows = self.db.execute(
-                "SELECT source, start, end, reason, bridged FROM gaps WHERE channel = ? AND end > ? AND start < ?"
-                + only + " ORDER BY start", (channel, start, end, *extra)).fetchall()
-            for (name,) in self.db.execute("SELECT DISTINCT source FROM last WHERE channel = ?" + only,
-                                           (channel, *extra)):
+                "SELECT source, start, end, reason, bridged FROM gaps WHERE channel = ? AND end > ? AND start < ? "
+                "AND (? IS NULL OR source = ?) ORDER BY start", (channel, start, end, source, source)).fetchall()
+            for (name,) in self.db.execute("SELECT DISTINCT source FROM last WHERE channel = ? AND (? IS NULL OR "
+                                           "source = ?)", (channel, source, source)):
                 out.sources.setdefault(name, "")
         kind = None
         for source, s, e, a, method in rows:
