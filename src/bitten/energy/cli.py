@@ -97,7 +97,14 @@ def trace_cmd(
 
 
 def register(parent: typer.Typer) -> None:
-    parent.add_typer(app, name="energy", help="energy: what-if simulator, energy per job, the energy controller")
+    """Add `energy` to the bitten command line; the ledger's reports (bitten.cooling's `energy report`, which the
+    cooling agent's host also has as `bitten-cooling energy report`) join this group instead of shadowing it."""
+    for group in list(parent.registered_groups):
+        if group.name == "energy" and group.typer_instance is not app and group.typer_instance is not None:
+            app.registered_commands.extend(group.typer_instance.registered_commands)
+            parent.registered_groups.remove(group)
+    parent.add_typer(app, name="energy", help="energy: the ledger's reports, what-if simulator, energy per job, "
+                     "the energy controller")
 
 
 @app.command()
