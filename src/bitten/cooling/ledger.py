@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS last(channel TEXT, source TEXT, kind TEXT, ts REAL, v
 CREATE TABLE IF NOT EXISTS intervals(channel TEXT, source TEXT, start REAL, end REAL, amount REAL, method TEXT);
 CREATE INDEX IF NOT EXISTS intervals_by_time ON intervals(channel, start);
 CREATE TABLE IF NOT EXISTS gaps(channel TEXT, source TEXT, start REAL, end REAL, reason TEXT, bridged REAL);
+CREATE TABLE IF NOT EXISTS provenance(channel TEXT, source TEXT, description TEXT, since REAL,
+                                      PRIMARY KEY(channel, source));
 CREATE INDEX IF NOT EXISTS gaps_by_time ON gaps(channel, start);
 """
 
@@ -145,6 +147,20 @@ class Ledger:
             amount = (v0 + v1) / 2 * dt  # value * s
         self.db.execute("INSERT INTO intervals VALUES (?, ?, ?, ?, ?, ?)", (channel, source, t0, t1, amount, kind))
         return amount
+
+    def describe(self, channel: str, source: str, description: str, ts: float) -> None:
+        """Where a source's readings come from (device, resource, property); kept when it changes."""
+        with self.batch():
+            row = self.db.execute("SELECT description FROM provenance WHERE channel = ? AND source = ?",
+                                  (channel, source)).fetchone()
+            if row is None or row[0] != description:
+                self.db.execute("INSERT OR REPLACE INTO provenance VALUES (?, ?, ?, ?)",
+                                (channel, source, description, ts))
+
+    def provenance(self, channel: str) -> dict[str, str]:
+        with self.lock:
+            return dict(self.db.execute("SELECT source, description FROM provenance WHERE channel = ?",
+                                        (channel,)).fetchall())
 
     # --- queries ----------------------------------------------------------------------------------------------
     def total(self, channel: str, start: float, end: float, source: str | None = None) -> Total:

@@ -157,6 +157,23 @@ class Series(Protocol):
     def total(self, channel: str, start: float, end: float, source: str | None = None) -> Any: ...
 
 
+class Ledgers:
+    """Several ledgers read as one: the cooling agent's (IT, facility, reused heat) and the energy controller's
+    (node_energy, node_heat). A channel is answered by the first ledger that has any source for it."""
+
+    def __init__(self, ledgers: list[Any]) -> None:
+        self.ledgers = ledgers
+
+    def total(self, channel: str, start: float, end: float, source: str | None = None) -> Any:
+        first = None
+        for ledger in self.ledgers:
+            got = ledger.total(channel, start, end, source=source)
+            first = first or got
+            if got.sources:
+                return got
+        return first
+
+
 @dataclass(frozen=True)
 class NodeInfo:
     gpus: int

@@ -166,6 +166,11 @@ def check_settings(site: m.Site, locator: Locator, declared: Declared) -> Iterat
                       "carries one AcctGatherEnergyType for every node",
                       fix="choose one plugin and set the other profiles to none (bitten attributes their energy "
                       "from its own series)")
+    for name, pdu in sorted(energy.pdus.items()):
+        for outlet, node in sorted(pdu.outlets.items()):
+            if node not in site.nodes:
+                yield Problem(file=where("pdus", name, "outlets", outlet), field=f"{VAR}.pdus.{name}.outlets.{outlet}",
+                              message=f"host {node!r} is not in the inventory", fix="name the node the outlet feeds")
     for index, host in enumerate(energy.controller.hosts):
         if host not in site.nodes:
             yield Problem(file=where("controller", "hosts", index), field=f"{VAR}.controller.hosts[{index}]",

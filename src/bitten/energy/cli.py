@@ -110,8 +110,9 @@ def register(parent: typer.Typer) -> None:
 @app.command()
 def jobs(
     inventory: InventoryArg,
-    ledger_path: Annotated[Path | None, typer.Option("--ledger", help="the cooling agent's ledger (ledger.sqlite): "
-                                                    "node, IT, facility and reused-heat series")] = None,
+    ledger_paths: Annotated[list[Path] | None, typer.Option("--ledger", help="a ledger: the cooling agent's "
+                                                           "(IT, facility, reused heat) and the energy controller's "
+                                                           "(node series); repeat for both")] = None,
     sacct_file: Annotated[Path | None, typer.Option("--sacct", help="saved output of the sacct command shown by "
                                                    "--print-sacct; default: run it")] = None,
     signals_file: Annotated[Path | None, typer.Option("--signals", help="grid CO2: the controller's signal cache "
@@ -148,13 +149,14 @@ def jobs(
         err.print(f"[red]error[/red]: {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     ledger = None
-    if ledger_path is not None:
+    if ledger_paths:
         from bitten.cooling.ledger import Ledger
 
-        if not ledger_path.exists():
-            err.print(f"[red]error[/red]: {ledger_path}: no such ledger", soft_wrap=True)
-            raise typer.Exit(2)
-        ledger = Ledger(ledger_path)
+        for path in ledger_paths:
+            if not path.exists():
+                err.print(f"[red]error[/red]: {path}: no such ledger", soft_wrap=True)
+                raise typer.Exit(2)
+        ledger = att.Ledgers([Ledger(p) for p in ledger_paths])
     categories = list(site.ucloud.machine_types) if site.ucloud else []
     nodes = att.node_infos(site)
     results = []

@@ -754,6 +754,32 @@ class EnergyAccounting(Strict):
         return used[0] if len(used) == 1 else None
 
 
+class NodePower(Strict):
+    """Each compute node's power, energy and coolant heat from its BMC (Redfish Chassis EnvironmentMetrics,
+    PowerSubsystem, ThermalSubsystem CoolantConnectors), polled by the energy controller into its ledger."""
+
+    enabled: bool = True
+    #: the node's chassis under /redfish/v1/Chassis/ (iLO: 1)
+    chassis_id: str = "1"
+    poll_interval_s: float = Field(default=30.0, ge=1, le=3600)
+    #: a node without a good reading for this long is stale: no samples, an alarm
+    stale_after_s: float = Field(default=120.0, gt=0)
+    #: readings above this (W per node) are implausible; None: twice the profile's GPUs x max_power_watts + 5 kW
+    max_node_w: float | None = Field(default=None, gt=0)
+
+
+class RackPdu(Strict):
+    """A rack PDU reached through Redfish PowerEquipment/RackPDUs: its metrics and the outlets feeding nodes."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]
+    pdu_id: str = "1"
+    #: read-only account; its password comes from vault as energy_pdu_<name>_password
+    username: str | None = None
+    ca_file: str | None = None
+    #: outlet id -> the node it feeds
+    outlets: dict[str, str] = Field(default_factory=dict)
+
+
 class Energy(Strict):
     signals: Signals = Field(default_factory=Signals)
     #: QoS whose pending jobs may be held and released by policies (each must be in bitten_qos)
@@ -763,6 +789,8 @@ class Energy(Strict):
     policies: tuple[Policy, ...] = ()
     controller: EnergyController = Field(default_factory=EnergyController)
     accounting: EnergyAccounting = Field(default_factory=EnergyAccounting)
+    node_power: NodePower = Field(default_factory=NodePower)
+    pdus: dict[Name, RackPdu] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique(self) -> Energy:
