@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bitten.energy import simulate, swf, traces
+from bitten.capabilities import load_site
+from bitten.energy import swf, traces, whatif
 from bitten.energy.cluster import ClusterModel
 from bitten.energy.policy import PolicyMachine, active_mask, trigger_mask
-from bitten.site import load_site
 
 ROOT = Path(__file__).resolve().parents[1]
 START = 1767225600.0
@@ -37,8 +37,8 @@ def main() -> None:
     trace = traces.generate(START, START + 365 * 86400, 300.0, seed=1)
     jobs = swf.generate(START, 365, gpus=model.gpus, cpu_nodes=model.cpu_nodes, seed=1)
     pols = site.energy.policies
-    base = best(lambda: simulate.replay(jobs, trace, model))
-    with_pol = best(lambda: simulate.replay(jobs, trace, model, pols, flexible_qos=site.energy.flexible_qos))
+    base = best(lambda: whatif.replay(jobs, trace, model))
+    with_pol = best(lambda: whatif.replay(jobs, trace, model, pols, flexible_qos=site.energy.flexible_qos))
     print(f"simulator: a year at 5-minute steps ({len(trace)} steps, {len(jobs)} jobs, {len(pols)} policies)")
     print(f"  no-policy replay (baseline)   {base:8.3f} s")
     print(f"  replay with the policies      {with_pol:8.3f} s   ratio {with_pol / base:5.2f}")

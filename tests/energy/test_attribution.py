@@ -149,8 +149,7 @@ def test_cli_jobs(ledger: Ledger, tmp_path: Path) -> None:
 
 
 def test_slurm_accounts_energy_per_profile(tmp_path: Path) -> None:
-    from bitten.render import render_file
-    from bitten.site import load_site
+    from bitten.capabilities import load_site, render_file
 
     site = load_site(INVENTORIES / "bitten")
     conf = render_file(site, "/etc/slurm/slurm.conf", "ctl01")

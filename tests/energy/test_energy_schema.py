@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bitten.site import load_site
+from bitten.capabilities import load_site
 from bitten.site import model as m
 
 from conftest import INVENTORIES

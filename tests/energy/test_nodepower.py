@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bitten.cooling.httpserve import base_url, in_thread
 from bitten.cooling.ledger import Ledger
-from bitten.cooling.mockup import serve_mockup
+from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts
+from bitten.core.redfish.credentials import Credentials
 from bitten.energy.nodepower import NodePowerPoller, ReadingError, read_node, read_pdu
-from bitten.redfish.credentials import Credentials
-from bitten.redfish.transport import Connection, Endpoint, RetryPolicy, Timeouts
+from bitten.lab.doubles.mockup import serve_mockup
+from bitten.lab.httpserve import base_url, in_thread
 
 MOCKUP = Path(__file__).resolve().parents[1] / "fixtures" / "redfish-mockups" / "public-rackmount1"
 CHASSIS = "Chassis/1U"

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from bitten.cooling.modbus_sim import ModbusSim
 from bitten.energy.energinet import (
     DANISH_TIME,
     DATASETS,
@@ -26,6 +25,7 @@ from bitten.energy.heatnet import HeatNetwork
 from bitten.energy.signals import SignalHealth
 from bitten.energy.traces import generate, to_records
 from bitten.lab.doubles.energinet import SignalServer, in_thread, serve
+from bitten.lab.doubles.modbus import ModbusSim
 from bitten.site.model import GridSignals, HeatSignals, ModbusDevice, RegisterMap
 
 NOW = time.time()

@@ -1,25 +1,23 @@
-"""The energy capability: what it adds to the site (cross-checks; generated files and facts as they come).
-
-Until bitten.core.capability lands on main this module declares its own small Capability record; the composition
-layer (bitten.capabilities) will read the same attribute, CAPABILITY.
-"""
+"""The energy capability: its cross-checks and its generated files (Slurm's acct_gather.conf; the controller's
+configuration)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
-
+from bitten.core.capability import Capability
+from bitten.core.files import FileSpec
 from bitten.energy.checks import CHECKS
-
-Check = Callable[[Any, Any, dict[str, set[str]]], Iterable[Any]]
-
-
-@dataclass(frozen=True)
-class Capability:
-    name: str
-    checks: tuple[Check, ...] = ()
-    files: tuple[Any, ...] = field(default=())
+from bitten.site.model import Site
 
 
-CAPABILITY = Capability(name="energy", checks=CHECKS)
+def _slurm_hosts(site: Site) -> list[str]:
+    return site.slurm_hosts
+
+
+CAPABILITY = Capability(
+    name="energy",
+    checks=CHECKS,
+    files=(
+        FileSpec("/etc/slurm/acct_gather.conf", _slurm_hosts, "slurm/acct_gather.conf.j2",
+                 description="energy accounting plugin settings (bitten_energy.accounting: AcctGatherEnergyType)"),
+    ),
+)

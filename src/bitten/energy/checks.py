@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from bitten.site import model as m
-from bitten.site.build import Locator
+from bitten.site.locate import Locator
 from bitten.site.problems import Problem
 
 VAR = "bitten_energy"

@@ -12,8 +12,8 @@ import numpy as np
 
 from bitten.cooling.report import svg_plot
 from bitten.energy.cluster import ClusterModel
-from bitten.energy.simulate import Outcome
 from bitten.energy.traces import SHAPE, SignalTrace
+from bitten.energy.whatif import Outcome
 
 #: metric -> (label, unit, decimals)
 METRICS: dict[str, tuple[str, str, int]] = {
