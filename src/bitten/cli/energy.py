@@ -15,10 +15,11 @@ import typer
 
 from bitten.cli.common import InventoryArg, err, load_or_exit, out
 from bitten.cooling.cli import energy_app as ledger_app
+from bitten.energy.cli import app as controller_app
 
 app = typer.Typer(help="the cluster as a part of the energy system", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-app.registered_commands.extend(ledger_app.registered_commands)
+app.registered_commands.extend([*ledger_app.registered_commands, *controller_app.registered_commands])
 
 
 def _day(text: str) -> float:
