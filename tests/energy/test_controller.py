@@ -59,7 +59,7 @@ def runner_for(tmp_path: Path, fail: set[str], real: bool = False):  # type: ign
     def run(argv: list[str], timeout: float) -> tuple[int, str]:
         node, *args = argv
         if node in fail:
-            return 255, "ssh: connect to host %s port 22: Connection refused" % node
+            return 255, f"ssh: connect to host {node} port 22: Connection refused"
         state = tmp_path / "gpus" / node
         if not real:
             state.mkdir(parents=True, exist_ok=True)
@@ -180,7 +180,7 @@ def test_a_cooling_alarm_during_a_grid_peak_wins(tmp_path: Path, grid: SignalSer
 
 
 def test_an_unknown_cooling_state_changes_nothing(tmp_path: Path, grid: SignalServer) -> None:
-    ctl, slurm, cooling = controller(tmp_path, grid, mode="act")
+    ctl, _, cooling = controller(tmp_path, grid, mode="act")
     cooling.alarms, cooling.reason = None, "cooling agent http://x:9105/metrics: ConnectionError"
     ctl.cycle()
     ctl.cycle()
@@ -231,7 +231,7 @@ def test_an_actuator_that_fails_is_retried_and_reported(tmp_path: Path, grid: Si
 
 
 def test_mode_override_and_restart(tmp_path: Path, grid: SignalServer) -> None:
-    ctl, slurm, _ = controller(tmp_path, grid)
+    ctl, _, _ = controller(tmp_path, grid)
     ctl.cfg.mode_path.write_text("act\n")
     ctl.cycle()
     ctl.cycle()
