@@ -58,6 +58,13 @@ def control(config: ConfigOpt = Path(DEFAULT_PATH),
 
 
 @app.command()
+def validate(path: Annotated[Path, typer.Argument(help="a controller configuration file")]) -> None:
+    """Check a configuration file (the role validates the generated file with this before installing it)."""
+    cfg = _config(path)
+    print(f"{path}: valid -- {len(cfg.policies)} policies, mode {cfg.mode}")
+
+
+@app.command()
 def mode(which: Annotated[str, typer.Argument(help="act, shadow, or site (the inventory's controller.mode)")],
          config: ConfigOpt = Path(DEFAULT_PATH)) -> None:
     """Override the controller's mode from its next cycle on (the drill switches to act, then back)."""

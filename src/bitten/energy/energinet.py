@@ -32,44 +32,22 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential_jitter
 
+from bitten.energy.eds import DANISH_TIME, DATASETS, Dataset, danish_minutes, parse_utc
 from bitten.energy.signals import Point, Reading, SignalHealth
 from bitten.site.model import GridSignals
 
 log = logging.getLogger("bitten.energy.energinet")
 
-DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    time_field: str
-    #: value field; {currency} is substituted for price datasets
-    value_field: str
-    step_s: int
-    #: plausible range of a value: outside it is garbage (negative prices are real; CO2 below 0 is not)
-    low: float
-    high: float
-    kind: str  # "co2" or "price"
-
-
-DATASETS: dict[str, Dataset] = {
-    "CO2Emis": Dataset("CO2Emis", "Minutes5UTC", "CO2Emission", 300, 0.0, 2000.0, "co2"),
-    "CO2EmisProg": Dataset("CO2EmisProg", "Minutes5UTC", "CO2Emission", 300, 0.0, 2000.0, "co2"),
-    "DayAheadPrices": Dataset("DayAheadPrices", "TimeUTC", "DayAheadPrice{currency}", 900, -50000.0, 50000.0,
-                              "price"),
-    "Elspotprices": Dataset("Elspotprices", "HourUTC", "SpotPrice{currency}", 3600, -50000.0, 50000.0, "price"),
-}
+__all__ = ["DANISH_TIME", "DATASETS", "Cache", "Dataset", "EnergiDataService", "SourceError", "Transient",
+           "parse_records", "parse_utc", "top_hours_rank", "value_at"]
 
 
 class SourceError(RuntimeError):
@@ -84,26 +62,8 @@ class Transient(SourceError):
     """Worth retrying: connection refused or reset, timeout, 429, 5xx."""
 
 
-def danish_minutes(t: float) -> str:
-    """The API's start/end form: Danish local time, yyyy-MM-ddTHH:mm."""
-    return datetime.fromtimestamp(t, DANISH_TIME).strftime("%Y-%m-%dT%H:%M")
-
-
 def _utc_minutes(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def parse_utc(text: Any) -> float | None:
-    """A record's UTC time field (``2026-12-01T21:05:00``, no offset) as Unix seconds; None if unparseable."""
-    if not isinstance(text, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 def parse_records(doc: Any, dataset: Dataset, price_area: str, currency: str) -> tuple[list[Point], int]:

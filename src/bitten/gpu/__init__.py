@@ -7,5 +7,5 @@ imports its siblings relatively (tests/gpu/test_gpu_package.py keeps it that way
 """
 
 #: the modules the gpu role copies to compute nodes (capability.py, the site model's side, stays on the controller)
-NODE_MODULES: tuple[str, ...] = ("__init__.py", "check.py", "drivers.py", "health.py", "run.py", "slurm.py", "smi.py",
-                                 "topology.py", "xid.py")
+NODE_MODULES: tuple[str, ...] = ("__init__.py", "check.py", "drivers.py", "health.py", "power.py", "run.py", "slurm.py",
+                                 "smi.py", "topology.py", "xid.py")

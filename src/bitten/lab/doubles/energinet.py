@@ -6,14 +6,16 @@ This is not Energinet's service. It answers ``GET /dataset/<Name>`` with ``start
 ``limit`` and ``offset``, as ``{"total": N, "limit": L, "dataset": "<Name>", "records": [...]}``; an unknown
 dataset is a 400 with an error body, as the real service answers.
 
-Records come from a trace file (``{dataset: [records]}``, what bitten.energy.traces writes) or a generated trace.
+Records come from a trace file (``{dataset: [records]}``, what bitten.energy.traces writes) or a generated quiet
+grid (a daily CO2 and price curve). Standard library and bitten.energy.eds only: it runs without the project's
+venv (Molecule ships the few files it needs).
 ``replay``: the trace's first period is moved to the server's start (rounded to the hour), so a recorded day plays
 as if it were today. For drills and fault tests, ``POST /testdouble/fault`` with ``{"mode": ...}``:
 ok | down (503) | garbage (not JSON) | late (realised values stop an hour ago) | past_forecast (the forecast ends
 before now) | slow (answers after ``delay_s``); and ``POST /testdouble/peak`` with ``{"before_s", "peak_s",
 "after_s", "high", "low"}`` replaces the trace from now on with a grid peak.
 
-Run: ``python -m bitten.lab.doubles.energinet --listen 127.0.0.1:8446 [--trace FILE | --seed N] [--replay]
+Run: ``python -m bitten.lab.doubles.energinet --listen 127.0.0.1:8446 [--trace FILE] [--replay]
 [--tls-cert C --tls-key K]``
 """
 
@@ -31,8 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bitten.energy.energinet import DANISH_TIME, DATASETS, parse_utc
-from bitten.energy.traces import generate, peak_scenario, to_records
+from bitten.energy.eds import DANISH_TIME, DATASETS, parse_danish, parse_utc, records
 
 FAULTS = ("ok", "down", "garbage", "late", "past_forecast", "slow")
 
@@ -66,14 +67,27 @@ def _utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _danish(text: str) -> float:
-    """The API's start/end (Danish local time) as Unix seconds."""
-    for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y-%m", "%Y"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=DANISH_TIME).timestamp()
-        except ValueError:
-            continue
-    raise ValueError(f"unparseable time {text!r}")
+def quiet(t: float) -> float:
+    """A calm day's CO2 (g/kWh): higher in the evening, never near a peak."""
+    return 110.0 + 30.0 * math.sin((t % 86400) / 86400 * 2 * math.pi)
+
+
+def quiet_price(t: float) -> float:
+    return 550.0 + 150.0 * math.sin((t % 86400) / 86400 * 2 * math.pi)
+
+
+def peak_records(now: float, before_s: float, peak_s: float, after_s: float, low: float, high: float) -> dict[
+        str, list[dict[str, Any]]]:
+    """Quiet until now + before_s, ``high`` CO2 (and a dear price) for peak_s, ``low`` again for after_s."""
+    start, end = now + before_s, now + before_s + peak_s
+
+    def co2(t: float) -> float:
+        return high if start <= t < end else low
+
+    def price(t: float) -> float:
+        return 2400.0 if start <= t < end else 500.0
+
+    return records(now - 6 * 3600, end + after_s, co2, price)
 
 
 def make_handler(store: Store) -> type[BaseHTTPRequestHandler]:
@@ -116,8 +130,8 @@ def make_handler(store: Store) -> type[BaseHTTPRequestHandler]:
                 return
             q = {k: v[-1] for k, v in parse_qs(url.query).items()}
             try:
-                start = _danish(q["start"]) if "start" in q else -math.inf
-                end = _danish(q["end"]) if "end" in q else math.inf
+                start = parse_danish(q["start"]) if "start" in q else -math.inf
+                end = parse_danish(q["end"]) if "end" in q else math.inf
                 areas = json.loads(q["filter"]).get("PriceArea") if "filter" in q else None
                 limit = int(q.get("limit", "100"))
                 offset = int(q.get("offset", "0"))
@@ -164,13 +178,12 @@ def make_handler(store: Store) -> type[BaseHTTPRequestHandler]:
             elif self.path == "/testdouble/peak":
                 now = time.time()
                 start = now - now % 300
-                trace = peak_scenario(start - 6 * 3600, before_s=6 * 3600 + float(body.get("before_s", 300)),
-                                      peak_s=float(body.get("peak_s", 900)), after_s=float(body.get("after_s", 86400)),
-                                      low=float(body.get("low", 120)), high=float(body.get("high", 420)))
+                before, peak = float(body.get("before_s", 300)), float(body.get("peak_s", 900))
+                new = peak_records(start, before, peak, float(body.get("after_s", 86400)),
+                                   float(body.get("low", 120)), float(body.get("high", 420)))
                 with store.lock:
-                    store.records = to_records(trace)
-                self._json(200, {"peak_start": start + float(body.get("before_s", 300)),
-                                 "peak_end": start + float(body.get("before_s", 300)) + float(body.get("peak_s", 900))})
+                    store.records = new
+                self._json(200, {"peak_start": start + before, "peak_end": start + before + peak})
             else:
                 self._json(404, {"error": "Not Found"})
 
@@ -210,7 +223,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default="127.0.0.1:8446")
     parser.add_argument("--trace", type=Path, help="records per dataset (JSON); default: a generated trace")
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--replay", action="store_true", help="move the trace's start to now")
     parser.add_argument("--price-area", default="DK1")
     parser.add_argument("--tls-cert")
@@ -219,16 +231,16 @@ def main(argv: list[str] | None = None) -> None:
     now = time.time()
     hour = now - now % 3600
     if args.trace:
-        records = json.loads(args.trace.read_text())
+        data = json.loads(args.trace.read_text())
     else:
-        records = to_records(generate(hour - 2 * 86400, hour + 3 * 86400, 300.0, args.seed), args.price_area)
+        data = records(hour - 2 * 86400, hour + 3 * 86400, quiet, quiet_price, args.price_area)
     store_offset = 0.0
     if args.replay and args.trace:
-        first = min((parse_utc(r.get(DATASETS[n].time_field)) or math.inf) for n, rows in records.items()
+        first = min((parse_utc(r.get(DATASETS[n].time_field)) or math.inf) for n, rows in data.items()
                     if n in DATASETS for r in rows)
         store_offset = hour - first
     host, _, port = args.listen.rpartition(":")
-    server = serve(records, host or "127.0.0.1", int(port), certfile=args.tls_cert, keyfile=args.tls_key)
+    server = serve(data, host or "127.0.0.1", int(port), certfile=args.tls_cert, keyfile=args.tls_key)
     if store_offset:
         server.store.shifted(store_offset)
     print(f"Energi Data Service TEST DOUBLE on {args.listen}", flush=True)
