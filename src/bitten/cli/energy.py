@@ -158,3 +158,27 @@ def jobs(
     render = {"json": att.to_json, "csv": att.to_csv}
     print(render[fmt](results) if fmt in render else att.to_html(results, f"Energy per job on {site.info.name}"))
 
+
+
+drill_app = typer.Typer(no_args_is_help=True, help="lab drills of the energy controller")
+app.add_typer(drill_app, name="drill")
+
+
+@drill_app.command("grid-peak")
+def grid_peak(
+    inventory: Annotated[Path, typer.Argument(help="the lab inventory")] = Path("inventory/lab"),
+    peak_s: Annotated[float, typer.Option("--peak", help="seconds the peak lasts", min=30)] = 180.0,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for caps and holds")] = 180.0,
+) -> None:
+    """Lab drill: a grid peak on the signal double; the controller acts (GPU caps, flexible jobs held), then the
+    peak passes (caps lifted, jobs released); the controller goes back to the site's mode."""
+    from bitten.lab.lab import Lab, LabError
+    from bitten.lab.layers.energy import grid_peak as run_drill
+    from bitten.site.problems import EXIT_INVALID
+
+    try:
+        lab = Lab(inventory, load_or_exit([inventory]), out)
+    except LabError as exc:
+        err.print(f"[red]error[/]: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    raise typer.Exit(run_drill(lab, peak_s, timeout))
