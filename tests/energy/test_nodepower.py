@@ -145,3 +145,31 @@ def test_poller_records_with_provenance_and_goes_stale(served: str, tmp_path: Pa
     assert set(alarms) == {"n2"} or set(alarms) == {"n1", "n2"}
     assert "never answered" in alarms["n2"]
     poller.close()
+
+
+def test_the_controller_polls_the_bmcs_into_its_ledger(served: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from bitten.energy.config import BmcEntry, ControllerConfig, NodePowerEntry
+    from bitten.energy.controller import Controller
+    from bitten.energy.slurm import MemorySlurm
+
+    class NoCooling:
+        def read(self) -> tuple[dict[str, list[str]], str]:
+            return {}, ""
+
+    cfg = ControllerConfig(site="t", state_dir=str(tmp_path / "state"), node_power=NodePowerEntry(
+        chassis_id="1U", nodes={"n1": BmcEntry(url=served, flavour="generic", max_w=2000)}))
+    monkeypatch.delenv("BITTEN_BMC_CREDENTIALS", raising=False)
+    monkeypatch.delenv("BITTEN_BMC_USERNAME", raising=False)
+    monkeypatch.delenv("BITTEN_BMC_PASSWORD", raising=False)
+    without = Controller(cfg, slurm=MemorySlurm(), cooling=NoCooling())  # type: ignore[arg-type]
+    assert without.nodepower is None  # no credentials: not polled (attribution then estimates)
+    without.close()
+    monkeypatch.setenv("BITTEN_BMC_USERNAME", "reader")
+    monkeypatch.setenv("BITTEN_BMC_PASSWORD", "not-a-real-password")
+    ctl = Controller(cfg, slurm=MemorySlurm(), cooling=NoCooling())  # type: ignore[arg-type]
+    ctl.run(cycles=1)
+    ctl.close()
+    ledger = Ledger(cfg.nodes_ledger_path)
+    assert ledger.provenance("node_energy") == {
+        "n1": "BMC /redfish/v1/Chassis/1U/EnvironmentMetrics#EnergykWh.LifetimeReading"}

@@ -59,6 +59,25 @@ class CduEntry(Strict):
     loops: tuple[str, ...] = ()
 
 
+class BmcEntry(Strict):
+    url: str
+    flavour: Literal["hpe_ilo", "generic"] = "hpe_ilo"
+    #: readings above this are implausible (W)
+    max_w: float = Field(gt=0)
+
+
+class NodePowerEntry(Strict):
+    """The nodes whose BMCs the controller polls for power, energy and coolant heat (into nodes.sqlite)."""
+
+    chassis_id: str = "1"
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    stale_after_s: float = Field(default=120.0, gt=0)
+    #: a CA bundle for the BMCs' certificates (None: the system store); credentials come from the environment
+    #: (BITTEN_BMC_CREDENTIALS or BITTEN_BMC_USERNAME/PASSWORD, the unit's EnvironmentFile), never from this file
+    ca_file: str | None = None
+    nodes: dict[str, BmcEntry] = Field(default_factory=dict)
+
+
 class ControllerConfig(Strict):
     site: str
     mode: Literal["shadow", "act"] = "shadow"
@@ -78,6 +97,7 @@ class ControllerConfig(Strict):
     flexible_qos: tuple[Name, ...] = ()
     partitions: dict[Name, tuple[NodeEntry, ...]] = Field(default_factory=dict)
     cdus: dict[Name, CduEntry] = Field(default_factory=dict)
+    node_power: NodePowerEntry | None = None
 
     @model_validator(mode="after")
     def _references(self) -> ControllerConfig:
@@ -110,6 +130,10 @@ class ControllerConfig(Strict):
     @property
     def mode_path(self) -> Path:
         return Path(self.state_dir) / "mode"
+
+    @property
+    def nodes_ledger_path(self) -> Path:
+        return Path(self.state_dir) / "nodes.sqlite"
 
     @property
     def cache_path(self) -> Path:
@@ -147,6 +171,21 @@ def from_site(site: Site, host: str | None = None, secret: Any = None) -> Contro
         cdus[name] = CduEntry(url=cdu.url, cdu_id=cdu.cdu_id, username=cdu.username, auth=cdu.auth,
                               ca_file=cdu.ca_file, password=password,
                               loops=tuple(sorted(n for n, lp in site.cooling.loops.items() if lp.cdu == name)))
+    node_power = None
+    if energy.node_power.enabled:
+        bmcs = {}
+        for name in site.compute_nodes:
+            node = site.nodes[name]
+            if node.bmc is None:
+                continue
+            profile = site.profile_of(name)
+            gpu_w = (profile.gpu.count * (profile.gpu.max_power_watts or 1000)) if profile and profile.gpu else 0
+            bmcs[name] = BmcEntry(url=node.bmc.url, flavour=node.bmc.flavour,
+                                  max_w=energy.node_power.max_node_w or float(2 * gpu_w + 5000))
+        if bmcs:
+            node_power = NodePowerEntry(chassis_id=energy.node_power.chassis_id,
+                                        poll_interval_s=energy.node_power.poll_interval_s,
+                                        stale_after_s=energy.node_power.stale_after_s, nodes=bmcs)
     agent = site.cooling.agent
     cooling_url = None
     if site.cooling_agent_hosts:
@@ -157,7 +196,8 @@ def from_site(site: Site, host: str | None = None, secret: Any = None) -> Contro
         site=site.info.name, mode=ctl.mode, interval_s=ctl.interval_s, listen=listen, port=ctl.port,
         state_dir=ctl.state_dir, scontrol=ctl.scontrol, gpu_power_command=ctl.gpu_power_command,
         actuator_deadline_s=ctl.actuator_deadline_s, cooling_metrics_url=cooling_url, grid=energy.signals.grid,
-        heat=heat, policies=energy.policies, flexible_qos=energy.flexible_qos, partitions=partitions, cdus=cdus)
+        heat=heat, policies=energy.policies, flexible_qos=energy.flexible_qos, partitions=partitions, cdus=cdus,
+        node_power=node_power)
 
 
 def render(site: Site, host: str | None, secret: Any) -> str:

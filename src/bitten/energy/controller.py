@@ -97,6 +97,8 @@ class Controller:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="actuate")
+        self.nodepower = self._nodepower()
+        self._next_power_poll = 0.0
         #: the last text recorded per subject, so that a repeated decision is logged once until it changes
         self._said: dict[str, str] = {}
         self._load_state()
@@ -113,6 +115,34 @@ class Controller:
                 out[p.action.cdu] = Setpoint(p.action.cdu, device, p.action.side,
                                              deadline_s=self.cfg.actuator_deadline_s, sleep=sleep)
         return out
+
+    def _nodepower(self) -> Any:
+        """The BMC poller (node power, energy and coolant heat into nodes.sqlite), when the site has BMCs and the
+        environment gives credentials; else None (logged: attribution then estimates node energy)."""
+        np_cfg = self.cfg.node_power
+        if np_cfg is None or not np_cfg.nodes:
+            return None
+        from bitten.cooling.ledger import Ledger
+        from bitten.core.redfish.connection import Connection, Endpoint, Tls
+        from bitten.core.redfish.errors import CredentialsError
+        from bitten.energy.nodepower import NodePowerPoller
+        from bitten.hardware.credentials import CredentialStore
+
+        try:
+            store = CredentialStore.from_env()
+            creds = {name: store.for_host(name) for name in np_cfg.nodes}
+        except CredentialsError as exc:
+            log.warning("node power not polled: %s", exc)
+            return None
+        tls = Tls(ca_file=np_cfg.ca_file)
+
+        def factory(name: str) -> Callable[[], Any]:
+            bmc = np_cfg.nodes[name]
+            return lambda: Connection(Endpoint(name, bmc.url, flavour=bmc.flavour), creds[name], tls)
+
+        return NodePowerPoller({n: factory(n) for n in np_cfg.nodes}, Ledger(self.cfg.nodes_ledger_path),
+                               chassis_id=np_cfg.chassis_id, stale_after_s=np_cfg.stale_after_s,
+                               max_w={n: b.max_w for n, b in np_cfg.nodes.items()}, clock=self.clock)
 
     # --- state that survives a restart ------------------------------------------------------------------------
     def _load_state(self) -> None:
@@ -391,6 +421,13 @@ class Controller:
                 self.cycle()
             except Exception:
                 log.exception("cycle failed; nothing was changed after the failure")
+            if self.nodepower is not None and self.cfg.node_power is not None and \
+                    time.monotonic() >= self._next_power_poll:
+                self._next_power_poll = time.monotonic() + self.cfg.node_power.poll_interval_s
+                try:
+                    self.nodepower.poll()
+                except Exception:
+                    log.exception("node power poll failed")
             done += 1
             if cycles is not None and done >= cycles:
                 break
@@ -399,6 +436,8 @@ class Controller:
     def close(self) -> None:
         self.stop.set()
         self.pool.shutdown(wait=True)
+        if self.nodepower is not None:
+            self.nodepower.close()
         if self.heat is not None:
             self.heat.close()
 

@@ -26,6 +26,11 @@ bitten_energy_gpu_power_limit_watts{node}                                   lowe
 bitten_energy_jobs_held{qos}                                                jobs the controller holds
 bitten_energy_interlock_active{kind,target}                                 1 per active interlock
 bitten_energy_actions_total{actuator,result}                                ok, failed, read, shadow
+bitten_energy_node_power_watts{node}                                        node power (BMC EnvironmentMetrics)
+bitten_energy_node_energy_joules_total{node}                                the BMC's energy counter
+bitten_energy_node_coolant_heat_watts{node}                                 heat the node's coolant removes
+bitten_energy_node_stale{node}                                              1 without a good reading for a while
+bitten_energy_node_garbage_fields_total{node}                               implausible BMC fields
 ==========================================================================  ===========================================
 """
 
@@ -108,10 +113,36 @@ class ControllerCollector(Collector):
         for qos in sorted(c.cfg.flexible_qos):
             held.add_metric([qos], len(c.holder.held.get(qos, ())))
         yield held
+        yield from self._nodes()
         actions = CounterMetricFamily(P + "actions", "actuator calls by result", labels=["actuator", "result"])
         for (actuator, result), n in sorted(counters.items()):
             actions.add_metric([actuator, result], n)
         yield actions
+
+    def _nodes(self) -> Iterator[Metric]:
+        poller = self.c.nodepower
+        if poller is None:
+            return
+        now = time.time()
+        power = _g("node_power_watts", "the node's power as its BMC reports it", ["node"])
+        energy = CounterMetricFamily(P + "node_energy_joules", "the node's energy counter (BMC)", labels=["node"])
+        heat = _g("node_coolant_heat_watts", "heat the node's coolant connectors remove", ["node"])
+        stale = _g("node_stale", "1 if the BMC gave no good reading for stale_after_s", ["node"])
+        garbage = CounterMetricFamily(P + "node_garbage_fields", "BMC fields that were not plausible numbers",
+                                      labels=["node"])
+        for node, st in sorted(poller.nodes.items()):
+            stale.add_metric([node], 1.0 if st.stale(now, poller.stale_after_s, poller.started) else 0.0)
+            garbage.add_metric([node], st.garbage_total)
+            r = st.reading
+            if r is None:
+                continue
+            if r.power_w is not None:
+                power.add_metric([node], r.power_w.value)
+            if r.energy_kwh is not None:
+                energy.add_metric([node], r.energy_kwh.value * 3.6e6)
+            if r.heat_kw is not None:
+                heat.add_metric([node], r.heat_kw.value * 1000)
+        yield from (power, energy, heat, stale, garbage)
 
     def _signals(self, cyc: object, now: float) -> Iterator[Metric]:
         from bitten.energy.controller import Cycle
