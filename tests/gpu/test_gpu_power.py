@@ -45,3 +45,9 @@ def test_a_gpu_that_does_not_take_the_limit(state: Path, capsys: pytest.CaptureF
     code, doc = run(capsys, "--watts", "700")
     assert code == 3 and "exit 9" in str(doc["error"])
     assert power.main(["--nvidia-smi", SMI, "--watts", "99999"]) == 2
+
+
+def test_the_installed_nvidia_smi_cannot_be_overridden(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = power.main(["--nvidia-smi", SMI, "--watts", "700", "--nvidia-smi", "/tmp/evil"])
+    assert code == 2 and "refused" in capsys.readouterr().out
+    assert power.main(["--nvidia-smi", SMI, "--nvidia-smi=/tmp/evil", "--read"]) == 2

@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--read", action="store_true", help="only report the limits")
     parser.add_argument("--nvidia-smi", default="nvidia-smi", help="the nvidia-smi to run")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per nvidia-smi call")
+    raw = sys.argv[1:] if argv is None else argv
+    if raw.count("--nvidia-smi") > 1 or any(a.startswith("--nvidia-smi=") for a in raw):
+        # the installed command names its nvidia-smi; nobody gets to choose another one through it
+        print(json.dumps({"error": "refused: the nvidia-smi to run is fixed by the installed command"}))
+        return 2
     args = parser.parse_args(argv)
     if args.watts is not None and not 1 <= args.watts <= 5000:
         print(json.dumps({"error": f"--watts {args.watts:g} is not a plausible GPU power limit"}))
