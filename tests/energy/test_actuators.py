@@ -9,7 +9,8 @@ import pytest
 
 from bitten.cooling.redfish import CduReading, Connector, Control
 from bitten.energy.actuators import GpuCapper, Holder, Setpoint
-from bitten.energy.slurm import MemorySlurm
+
+from .memory_slurm import MemorySlurm
 
 
 @dataclass

@@ -19,16 +19,17 @@ from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
+from bitten.core.scontrol import NodeState
 from bitten.energy.actuators import GpuCapper
 from bitten.energy.config import ControllerConfig, NodeEntry
 from bitten.energy.controller import Controller, read_decisions
 from bitten.energy.interlocks import parse_alarms
 from bitten.energy.metrics import ControllerCollector
-from bitten.energy.slurm import MemorySlurm
 from bitten.energy.traces import peak_scenario, to_records
-from bitten.gpu.slurm import NodeState
 from bitten.lab.doubles.energinet import SignalServer, in_thread, serve
 from bitten.site.model import GridSignals, Policy
+
+from .memory_slurm import MemorySlurm
 
 SMI = str(Path(__file__).resolve().parents[1] / "doubles" / "nvidia-smi")
 NOW = time.time()

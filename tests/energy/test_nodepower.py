@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from bitten.cooling.ledger import Ledger
-from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts
+from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.credentials import Credentials
+from bitten.core.redfish.endpoint import Endpoint, Timeouts
+from bitten.core.retry import Backoff
 from bitten.energy.nodepower import NodePowerPoller, ReadingError, read_node, read_pdu
 from bitten.lab.doubles.mockup import serve_mockup
 from bitten.lab.httpserve import base_url, in_thread
@@ -72,7 +74,7 @@ def served(mockup: Path) -> Iterator[str]:
 
 def connect(url: str) -> Connection:
     return Connection(Endpoint("n1", url, "437XR1138R2", "generic"), Credentials("u", "p"),
-                      timeouts=Timeouts(connect=1, read=2), retry=RetryPolicy(attempts=1))
+                      timeouts=Timeouts(connect=1, read=2, request=3), retry=Backoff(attempts=1))
 
 
 def test_reads_power_energy_and_coolant(served: str) -> None:
@@ -151,7 +153,8 @@ def test_the_controller_polls_the_bmcs_into_its_ledger(served: str, tmp_path: Pa
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from bitten.energy.config import BmcEntry, ControllerConfig, NodePowerEntry
     from bitten.energy.controller import Controller
-    from bitten.energy.slurm import MemorySlurm
+
+    from .memory_slurm import MemorySlurm
 
     class NoCooling:
         def read(self) -> tuple[dict[str, list[str]], str]:

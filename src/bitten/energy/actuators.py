@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
-
+from bitten.core import retry
 from bitten.energy.slurm import Slurm, SlurmError
 
 
@@ -39,9 +38,16 @@ class Report:
                 "reported": self.reported, "ok": self.ok, "error": self.error, "attempts": self.attempts}
 
 
-def retrying(deadline_s: float, sleep: Callable[[float], None] = time.sleep) -> Retrying:
-    return Retrying(stop=stop_after_delay(deadline_s), wait=wait_exponential_jitter(multiplier=0.5, max=10.0),
-                    retry=retry_if_exception_type((ActuatorError, SlurmError)), reraise=True, sleep=sleep)
+class retrying:
+    """Retry an actuator call with backoff until ``deadline_s`` (bitten.core.retry, the tree's one helper)."""
+
+    def __init__(self, deadline_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.policy = retry.Backoff(attempts=1000, initial=0.5, maximum=10.0, deadline=deadline_s)
+        self.sleep = sleep
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return retry.call(lambda: fn(*args), self.policy, lambda e: isinstance(e, ActuatorError | SlurmError),
+                          sleep=self.sleep)
 
 
 class Runner(Protocol):

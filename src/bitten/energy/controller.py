@@ -123,7 +123,8 @@ class Controller:
         if np_cfg is None or not np_cfg.nodes:
             return None
         from bitten.cooling.ledger import Ledger
-        from bitten.core.redfish.connection import Connection, Endpoint, Tls
+        from bitten.core.redfish.connection import Connection
+        from bitten.core.redfish.endpoint import Endpoint, Tls
         from bitten.core.redfish.errors import CredentialsError
         from bitten.energy.nodepower import NodePowerPoller
         from bitten.hardware.credentials import CredentialStore

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential_jitter
 
+from bitten.core import retry
 from bitten.energy.eds import DANISH_TIME, DATASETS, Dataset, danish_minutes, parse_utc
 from bitten.energy.signals import Point, Reading, SignalHealth
 from bitten.site.model import GridSignals
@@ -199,11 +199,11 @@ class EnergiDataService:
         dataset = DATASETS[name]
         source = f"energinet:{name}"
         # no retry starts unless it can end (one timeout) within the deadline
-        retrying = Retrying(stop=stop_before_delay(self.cfg.deadline_s - self.cfg.timeout_s),
-                            wait=wait_exponential_jitter(multiplier=0.5, max=max(1.0, self.cfg.deadline_s / 4)),
-                            retry=retry_if_exception_type(Transient), reraise=True, sleep=self.sleep)
+        policy = retry.Backoff(attempts=100, initial=0.5, maximum=max(1.0, self.cfg.deadline_s / 4),
+                               deadline=self.cfg.deadline_s - self.cfg.timeout_s)
         try:
-            doc = retrying(self._get, dataset, start, end)
+            doc = retry.call(lambda: self._get(dataset, start, end), policy,
+                             lambda exc: isinstance(exc, Transient), sleep=self.sleep)
             points, garbage = parse_records(doc, dataset, self.cfg.price_area, self.cfg.currency)
         except SourceError as exc:
             self.health.request(source, ok=False, error=str(exc), garbage=1 if exc.status == "garbage" else 0,
