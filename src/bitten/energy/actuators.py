@@ -7,13 +7,13 @@ recorded is what the actuator reported afterwards, never what was asked.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bitten.core import retry
+from bitten.core.process import run
 from bitten.energy.slurm import Slurm, SlurmError
 
 
@@ -55,13 +55,14 @@ class Runner(Protocol):
 
 
 def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return 124, f"timed out after {timeout:g} s"
-    except OSError as exc:
-        return 127, str(exc)
-    return done.returncode, done.stdout if done.stdout.strip() else done.stderr
+    """The node tool under a hard time limit (bitten.core.process: its process group is killed at the limit)."""
+    result = run(argv, timeout)
+    if result.timed_out:
+        return 124, f"timed out after {timeout:g} s (killed)"
+    if result.missing:
+        return 127, result.stderr
+    return result.returncode if result.returncode is not None else 1, \
+        result.stdout if result.stdout.strip() else result.stderr
 
 
 class GpuCapper:
