@@ -13,5 +13,5 @@ NODE_MODULES: tuple[str, ...] = (
     "__init__.py",
     "core/__init__.py", "core/process.py", "core/scontrol.py",
     "gpu/__init__.py", "gpu/check.py", "gpu/containers.py", "gpu/drain.py", "gpu/drivers.py", "gpu/health.py",
-    "gpu/nvlink.py", "gpu/smi.py", "gpu/topology.py", "gpu/xid.py",
+    "gpu/nvlink.py", "gpu/power.py", "gpu/smi.py", "gpu/topology.py", "gpu/xid.py",
 )

@@ -37,7 +37,8 @@ def _plugstack_hosts(site: Site) -> list[str]:
 
 def config_files(site: Site) -> list[str]:
     """The /etc/slurm files every Slurm host gets (slurmdbd.conf aside): the slurm role writes these."""
-    files = ["/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm/cgroup.conf"]
+    # acct_gather.conf is the energy capability's (bitten_energy.accounting), on every Slurm host
+    files = ["/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm/cgroup.conf", "/etc/slurm/acct_gather.conf"]
     if site.fabric is not None and site.fabric.slurm.plugin != "none":
         files.append("/etc/slurm/topology.conf")  # the fabric capability renders it
     if site.slurm.containers.enabled:

@@ -2,7 +2,7 @@
 
 One module per section of the inventory, each the home of its capability's schema: ``base`` (the site, its nodes
 and groups), ``hardware`` (hardware profiles, BMCs), ``slurm``, ``cooling``, ``ucloud``, ``fabric`` (InfiniBand),
-``lab``; ``site`` puts them together as the Site; ``types`` holds the building blocks. Every public name is
+``energy``, ``lab``; ``site`` puts them together as the Site; ``types`` holds the building blocks. Every public name is
 importable from here. Models forbid unknown keys, so a misspelt setting is an error instead of being silently
 ignored (see inventory/README.md for the variable reference).
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bitten.site.model import base as _base
 from bitten.site.model import cooling as _cooling
+from bitten.site.model import energy as _energy
 from bitten.site.model import fabric as _fabric
 from bitten.site.model import hardware as _hardware
 from bitten.site.model import lab as _lab
@@ -55,6 +56,27 @@ from bitten.site.model.cooling import (
     Register,
     RegisterMap,
     Reporting,
+)
+from bitten.site.model.energy import (
+    GRID_SIGNALS,
+    HEAT_SIGNALS,
+    SIGNAL_UNITS,
+    CduSetpointAction,
+    Energy,
+    EnergyAccounting,
+    EnergyController,
+    EnergyPlugin,
+    GpuCapAction,
+    GridSignals,
+    HeatSignals,
+    HoldAction,
+    NodePower,
+    Policy,
+    PolicyAction,
+    RackPdu,
+    SignalName,
+    Signals,
+    Trigger,
 )
 from bitten.site.model.fabric import (
     SWITCH_MODELS,
@@ -123,13 +145,14 @@ from bitten.site.model.ucloud import (
 #: every site-wide variable, in the order the model reads them
 SECTIONS: tuple[Section, ...] = (
     *_base.SECTIONS, *_hardware.SECTIONS, *_slurm.SECTIONS, *_cooling.SECTIONS, *_ucloud.SECTIONS, *_fabric.SECTIONS,
-    *_lab.SECTIONS,
+    *_energy.SECTIONS, *_lab.SECTIONS,
 )
 
 __all__ = [
     "ALARM_KINDS",
     "COUNTER_QUANTITIES",
     "DEFAULT_ACTIONS",
+    "GRID_SIGNALS",
     "GROUP_COMPUTE",
     "GROUP_CONTROLLER",
     "GROUP_CPU",
@@ -137,12 +160,14 @@ __all__ = [
     "GROUP_GPU",
     "GROUP_LOGIN",
     "GROUP_UCLOUD",
+    "HEAT_SIGNALS",
     "HOST_VARS",
     "LEDGER_CHANNELS",
     "MAC_RE",
     "QUANTITIES",
     "REGISTER_WIDTH",
     "SECTIONS",
+    "SIGNAL_UNITS",
     "SWITCH_MODELS",
     "UNITS",
     "Account",
@@ -153,6 +178,7 @@ __all__ = [
     "Boot",
     "Cable",
     "Cdu",
+    "CduSetpointAction",
     "Containers",
     "Coolant",
     "Cooling",
@@ -162,12 +188,20 @@ __all__ = [
     "Declares",
     "DnsLabel",
     "DriveLocator",
+    "Energy",
+    "EnergyAccounting",
+    "EnergyController",
+    "EnergyPlugin",
     "Fabric",
     "FileSystem",
     "FreeIpaIdentity",
     "Gpu",
     "GpuArchitecture",
+    "GpuCapAction",
+    "GridSignals",
     "HardwareProfile",
+    "HeatSignals",
+    "HoldAction",
     "IbPartition",
     "Ipoib",
     "LabSettings",
@@ -184,16 +218,22 @@ __all__ = [
     "NameSuffix",
     "Node",
     "NodePort",
+    "NodePower",
     "Partition",
     "Payment",
     "PaymentInterval",
+    "Policy",
+    "PolicyAction",
     "Qos",
+    "RackPdu",
     "Register",
     "RegisterMap",
     "Reporting",
     "ScriptedFsManagement",
     "ScriptedIdentity",
     "Section",
+    "SignalName",
+    "Signals",
     "Site",
     "SiteInfo",
     "SlurmDatabase",
@@ -206,6 +246,7 @@ __all__ = [
     "Switch",
     "SwitchLink",
     "SwitchModel",
+    "Trigger",
     "Trunk",
     "UCloud",
     "UCloudDatabase",
