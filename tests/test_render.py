@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,16 @@ def test_every_host_gets_the_cluster_files(bitten_tree: Path) -> None:
                for line in manifest)
     assert any(line.startswith("/etc/bitten/cooling/agent.yaml\tctl01\t0640\troot:bitten-cooling\t")
                for line in manifest)
-    # per-host files only where they differ: gpu-node.json once per hardware profile
-    assert len(manifest) == 1 + len(FILES) + 1
+    # per-host files only where they differ: gpu-node.json once per hardware profile, OpenSM's for the master and
+    # the standby, the IPoIB address of every host on the fabric
+    counts = Counter(line.split("\t")[0] for line in manifest[1:])
+    assert counts == {spec.path: {"/etc/bitten/gpu-node.json": 2, "/etc/opensm/opensm.conf": 2,
+                                  "/etc/default/opensm": 2,
+                                  "/etc/systemd/network/61-bitten-ipoib-pkey.network": 51}.get(spec.path, 1)
+                      for spec in FILES if spec.hosts(site)}
+    # the reference site runs no container jobs: no plugstack.conf, enroot.conf, containers.json
+    assert {spec.path for spec in FILES if not spec.hosts(site)} == {
+        "/etc/slurm/plugstack.conf", "/etc/enroot/enroot.conf", "/etc/bitten/containers.json"}
     assert hosts_of["/etc/bitten/gpu-node.json"] in ("cpu[01-32]", "gpu[01-16]")
     for host in site.nodes:
         for path in ("/etc/hosts", "/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm/cgroup.conf"):
@@ -134,7 +143,9 @@ def test_render_tree_shares_cluster_wide_content(tmp_path: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
     result = render_tree(site, tmp_path / "out")
     assert result.hosts == 51
-    assert result.unique == len(FILES) + 1  # every file once, gpu-node.json once per profile (gpu, cpu)
+    # every file once, gpu-node.json once per profile (gpu, cpu), OpenSM's config for the master and the standby, the
+    # IPoIB address once per host on the fabric
+    assert result.unique == sum(1 for spec in FILES if spec.hosts(site)) + 1 + 2 + 50
     # written once, not once per host
     assert [p.name for p in (tmp_path / "out/etc").iterdir() if p.name == "hosts"] == ["hosts"]
     assert not (tmp_path / "out/gpu01").exists()

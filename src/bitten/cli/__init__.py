@@ -19,9 +19,11 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
     "lab": ("bitten.cli.lab", "app", "the whole site on this machine: containers and emulators"),
     "hardware": ("bitten.cli.hardware", "app", "BMC state through Redfish: plan, apply, inventory"),
     "ucloud": ("bitten.cli.ucloud", "app", "UCloud: registration check, products, IM test double"),
+    "fabric": ("bitten.cli.fabric", "app", "InfiniBand: the discovered fabric against the cabling plan"),
     "cooling": ("bitten.cli.cooling", "cooling_app",
                 "the cooling agent: CDUs, meters, alarms into Slurm, the ledger"),
-    "energy": ("bitten.cli.cooling", "energy_app", "energy reports: PUE, ERF, ERE, REF, WUE, the EU report"),
+    "energy": ("bitten.cli.energy", "app",
+               "energy: the ledger's reports, the what-if simulator, energy per job, the energy controller"),
 }
 
 

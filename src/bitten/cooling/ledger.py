@@ -28,7 +28,9 @@ from typing import Literal
 Kind = Literal["counter", "power", "level"]
 #: unit of a channel's amount: energy channels in kWh, water in m3, levels as value * seconds
 CHANNEL_UNITS = {"it_energy": "kWh", "facility_energy": "kWh", "reused_heat": "kWh", "renewable_energy": "kWh",
-                 "water_input": "m3", "potable_water_input": "m3", "waste_heat_temperature": "degC"}
+                 "water_input": "m3", "potable_water_input": "m3", "waste_heat_temperature": "degC",
+                 # per node (source = node name), from its BMC: electric energy, and heat its coolant removed
+                 "node_energy": "kWh", "node_heat": "kWh"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS last(channel TEXT, source TEXT, kind TEXT, ts REAL, value REAL,
@@ -36,6 +38,8 @@ CREATE TABLE IF NOT EXISTS last(channel TEXT, source TEXT, kind TEXT, ts REAL, v
 CREATE TABLE IF NOT EXISTS intervals(channel TEXT, source TEXT, start REAL, end REAL, amount REAL, method TEXT);
 CREATE INDEX IF NOT EXISTS intervals_by_time ON intervals(channel, start);
 CREATE TABLE IF NOT EXISTS gaps(channel TEXT, source TEXT, start REAL, end REAL, reason TEXT, bridged REAL);
+CREATE TABLE IF NOT EXISTS provenance(channel TEXT, source TEXT, description TEXT, since REAL,
+                                      PRIMARY KEY(channel, source));
 CREATE INDEX IF NOT EXISTS gaps_by_time ON gaps(channel, start);
 """
 
@@ -175,20 +179,36 @@ class Ledger:
         self.db.execute("INSERT INTO intervals VALUES (?, ?, ?, ?, ?, ?)", (channel, source, t0, t1, amount, kind))
         return amount
 
+    def describe(self, channel: str, source: str, description: str, ts: float) -> None:
+        """Where a source's readings come from (device, resource, property); kept when it changes."""
+        with self.batch():
+            row = self.db.execute("SELECT description FROM provenance WHERE channel = ? AND source = ?",
+                                  (channel, source)).fetchone()
+            if row is None or row[0] != description:
+                self.db.execute("INSERT OR REPLACE INTO provenance VALUES (?, ?, ?, ?)",
+                                (channel, source, description, ts))
+
+    def provenance(self, channel: str) -> dict[str, str]:
+        with self.lock:
+            return dict(self.db.execute("SELECT source, description FROM provenance WHERE channel = ?",
+                                        (channel,)).fetchall())
+
     # --- queries ----------------------------------------------------------------------------------------------
-    def total(self, channel: str, start: float, end: float) -> Total:
+    def total(self, channel: str, start: float, end: float, source: str | None = None) -> Total:
+        """A channel's amount over [start, end): of every source, or of one (``source``)."""
         out = Total(channel, start, end, unit=CHANNEL_UNITS.get(channel, ""))
         amount = 0.0
         level_s = 0.0
         with self.lock:
             rows = self.db.execute(
-                "SELECT source, start, end, amount, method FROM intervals WHERE channel = ? AND end > ? AND start < ?",
-                (channel, start, end)).fetchall()
+                "SELECT source, start, end, amount, method FROM intervals WHERE channel = ? AND end > ? AND start < ? "
+                "AND (? IS NULL OR source = ?)", (channel, start, end, source, source)).fetchall()
             gap_rows = self.db.execute(
                 "SELECT source, start, end, reason, bridged FROM gaps WHERE channel = ? AND end > ? AND start < ? "
-                "ORDER BY start", (channel, start, end)).fetchall()
-            for (source,) in self.db.execute("SELECT DISTINCT source FROM last WHERE channel = ?", (channel,)):
-                out.sources.setdefault(source, "")
+                "AND (? IS NULL OR source = ?) ORDER BY start", (channel, start, end, source, source)).fetchall()
+            for (name,) in self.db.execute("SELECT DISTINCT source FROM last WHERE channel = ? AND (? IS NULL OR "
+                                           "source = ?)", (channel, source, source)):
+                out.sources.setdefault(name, "")
         kind = None
         for source, s, e, a, method in rows:
             overlap = min(e, end) - max(s, start)

@@ -44,6 +44,8 @@ class Config:
     kernel_log_command: tuple[str, ...] = ("journalctl", "--dmesg", "--boot=0", "--output=short-unix",
                                            "--no-pager", "--quiet")
     fabric_manager_service: str | None = None
+    #: fourth-generation NVSwitch: the NVLSM process Fabric Manager's wrapper starts (None: not checked)
+    nvlsm_process: str | None = None
     #: per-command limit and the whole run's deadline, seconds (slurmd gives a health check 60 s)
     command_timeout: float = 20.0
     deadline: float = 50.0
@@ -69,9 +71,21 @@ class Config:
         return cls(expect=expect, policy=policy, nvidia_smi=str(options.get("nvidia_smi", "nvidia-smi")),
                    kernel_log_command=tuple(kernel_log) if kernel_log else cls.kernel_log_command,
                    fabric_manager_service=options.get("fabric_manager_service") or None,
+                   nvlsm_process=options.get("nvlsm_process") or None,
                    command_timeout=float(options.get("command_timeout", 20.0)),
                    deadline=float(options.get("deadline", 50.0)), container=bool(options.get("container", False)),
                    state_dir=str(options.get("state_dir", cls.state_dir)))
+
+
+def process_running(name: str, proc: str = "/proc") -> bool:
+    """Whether a process whose command name is ``name`` runs (NVLSM has no unit of its own to ask systemd)."""
+    for comm in Path(proc).glob("[0-9]*/comm"):
+        try:
+            if comm.read_text(encoding="utf-8", errors="replace").strip() == name:
+                return True
+        except OSError:  # the process ended while we looked
+            continue
+    return False
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -172,7 +186,8 @@ def evaluate(config: Config, runner: Runner = run) -> h.Verdict:
         if expect.nvswitch and config.fabric_manager_service:
             state = runner(["systemctl", "is-active", config.fabric_manager_service], clock.budget())
             service_state = state.stdout.strip() or ("unknown" if state.timed_out else "inactive")
-        add(h.check_fabric(expect, report, service_state))
+        nvlsm_running = process_running(config.nvlsm_process) if expect.nvswitch and config.nvlsm_process else None
+        add(h.check_fabric(expect, report, service_state, nvlsm_running))
         if expect.nvswitch or config.policy.min_nvlinks:
             budget = clock.budget()
             topo = runner([config.nvidia_smi, "topo", "-m"], budget)

@@ -166,6 +166,8 @@ class Lab:
     # --- services -----------------------------------------------------------------------------------------
     def _services(self) -> None:
         for service in SERVICES:
+            if service.prepare is not None:
+                service.prepare(self)
             self.spawn(service)
 
     def pidfile(self, name: str) -> Path:

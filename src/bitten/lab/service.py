@@ -24,6 +24,8 @@ class LabService:
     summary: Callable[[Lab], object] | None = None
     #: TCP port to wait for after start
     port: Callable[[Lab], int] | None = None
+    #: run once the node containers are up, before the service starts (e.g. a stand-in a container needs)
+    prepare: Callable[[Lab], None] | None = None
 
 
 @dataclass

@@ -19,6 +19,12 @@ def check_slurm_roles(site: m.Site, locator: Locator, declared: Declared) -> Ite
         yield Problem(file=source, field=f"group {m.GROUP_CONTROLLER}",
                       message=f"{len(site.controllers)} controllers; Slurm runs one primary and one backup",
                       fix=f"keep one or two hosts in group {m.GROUP_CONTROLLER}")
+    elif len(site.controllers) == 2 and "state_save_location" not in site.slurm.model_fields_set:
+        yield Problem(file=source, field="bitten_slurm.state_save_location",
+                      message=f"two controllers ({', '.join(site.controllers)}) need a StateSaveLocation both reach: "
+                      "the backup takes over from the primary's saved state",
+                      fix="set bitten_slurm.state_save_location to a directory on shared storage (NFS) that both "
+                      "controllers mount")
     if not site.dbd_hosts:
         yield Problem(file=source, field=f"group {m.GROUP_DBD}", message="no slurmdbd host: accounting (which "
                       "QoS, limits and UCloud need) goes through slurmdbd", fix=f"put a host in group {m.GROUP_DBD}")

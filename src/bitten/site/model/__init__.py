@@ -1,10 +1,10 @@
 """The typed site model: what an inventory describes once it has been validated.
 
 One module per section of the inventory, each the home of its capability's schema: ``base`` (the site, its nodes
-and groups), ``hardware`` (hardware profiles, BMCs), ``slurm``, ``cooling``, ``ucloud``, ``lab``; ``site`` puts them
-together as the Site; ``types`` holds the building blocks. Every public name is importable from here. Models forbid
-unknown keys, so a misspelt setting is an error instead of being silently ignored (see inventory/README.md for the
-variable reference).
+and groups), ``hardware`` (hardware profiles, BMCs), ``slurm``, ``cooling``, ``ucloud``, ``fabric`` (InfiniBand),
+``energy``, ``lab``; ``site`` puts them together as the Site; ``types`` holds the building blocks. Every public name is
+importable from here. Models forbid unknown keys, so a misspelt setting is an error instead of being silently
+ignored (see inventory/README.md for the variable reference).
 
 A new capability's section: a module here with its models and its ``SECTIONS`` (the site-wide variables it reads
 and the names they declare), its line in ``SECTIONS`` below, and its field on Site.
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from bitten.site.model import base as _base
 from bitten.site.model import cooling as _cooling
+from bitten.site.model import energy as _energy
+from bitten.site.model import fabric as _fabric
 from bitten.site.model import hardware as _hardware
 from bitten.site.model import lab as _lab
 from bitten.site.model import slurm as _slurm
@@ -59,6 +61,43 @@ from bitten.site.model.cooling import (
     Reporting,
     check_actions,
 )
+from bitten.site.model.energy import (
+    GRID_SIGNALS,
+    HEAT_SIGNALS,
+    SIGNAL_UNITS,
+    CduSetpointAction,
+    Energy,
+    EnergyAccounting,
+    EnergyController,
+    EnergyPlugin,
+    GpuCapAction,
+    GridSignals,
+    HeatSignals,
+    HoldAction,
+    NodePower,
+    Policy,
+    PolicyAction,
+    RackPdu,
+    SignalName,
+    Signals,
+    Trigger,
+)
+from bitten.site.model.fabric import (
+    SWITCH_MODELS,
+    Cable,
+    Fabric,
+    IbPartition,
+    Ipoib,
+    LinkSpeed,
+    LinkWidth,
+    NodePort,
+    SlurmTopology,
+    SubnetManager,
+    Switch,
+    SwitchLink,
+    SwitchModel,
+    Trunk,
+)
 from bitten.site.model.hardware import (
     Bmc,
     Boot,
@@ -77,6 +116,7 @@ from bitten.site.model.site import (
 )
 from bitten.site.model.slurm import (
     Account,
+    Containers,
     Partition,
     Qos,
     SlurmDatabase,
@@ -110,13 +150,15 @@ from bitten.site.model.ucloud import (
 
 #: every site-wide variable, in the order the model reads them
 SECTIONS: tuple[Section, ...] = (
-    *_base.SECTIONS, *_hardware.SECTIONS, *_slurm.SECTIONS, *_cooling.SECTIONS, *_ucloud.SECTIONS, *_lab.SECTIONS,
+    *_base.SECTIONS, *_hardware.SECTIONS, *_slurm.SECTIONS, *_cooling.SECTIONS, *_ucloud.SECTIONS, *_fabric.SECTIONS,
+    *_energy.SECTIONS, *_lab.SECTIONS,
 )
 
 __all__ = [
     "ALARM_KINDS",
     "COUNTER_QUANTITIES",
     "DEFAULT_ACTIONS",
+    "GRID_SIGNALS",
     "GROUP_COMPUTE",
     "GROUP_CONTROLLER",
     "GROUP_CPU",
@@ -124,6 +166,7 @@ __all__ = [
     "GROUP_GPU",
     "GROUP_LOGIN",
     "GROUP_UCLOUD",
+    "HEAT_SIGNALS",
     "HOST_VARS",
     "LEDGER_CHANNELS",
     "MAC_RE",
@@ -131,6 +174,8 @@ __all__ = [
     "READING_KINDS",
     "REGISTER_WIDTH",
     "SECTIONS",
+    "SIGNAL_UNITS",
+    "SWITCH_MODELS",
     "UNITS",
     "Account",
     "AccountMapper",
@@ -139,7 +184,10 @@ __all__ = [
     "Bmc",
     "Boot",
     "Bounds",
+    "Cable",
     "Cdu",
+    "CduSetpointAction",
+    "Containers",
     "Coolant",
     "Cooling",
     "CoolingAgent",
@@ -148,15 +196,28 @@ __all__ = [
     "Declares",
     "DnsLabel",
     "DriveLocator",
+    "Energy",
+    "EnergyAccounting",
+    "EnergyController",
+    "EnergyPlugin",
+    "Fabric",
     "FileSystem",
     "Firmware",
     "FreeIpaIdentity",
     "Gpu",
     "GpuArchitecture",
+    "GpuCapAction",
+    "GridSignals",
     "HardwareProfile",
+    "HeatSignals",
+    "HoldAction",
+    "IbPartition",
+    "Ipoib",
     "LabSettings",
     "LedgerSource",
     "LedgerSources",
+    "LinkSpeed",
+    "LinkWidth",
     "LoopLimits",
     "MachinePaymentUnit",
     "MachineType",
@@ -165,11 +226,16 @@ __all__ = [
     "Name",
     "NameSuffix",
     "Node",
+    "NodePort",
+    "NodePower",
     "Partition",
     "Payment",
     "PaymentInterval",
     "Plausibility",
+    "Policy",
+    "PolicyAction",
     "Qos",
+    "RackPdu",
     "Register",
     "RegisterMap",
     "Reporting",
@@ -177,13 +243,22 @@ __all__ = [
     "ScriptedFsManagement",
     "ScriptedIdentity",
     "Section",
+    "SignalName",
+    "Signals",
     "Site",
     "SiteInfo",
     "SlurmDatabase",
     "SlurmSettings",
+    "SlurmTopology",
     "StoragePayment",
     "StorageUnit",
     "Strict",
+    "SubnetManager",
+    "Switch",
+    "SwitchLink",
+    "SwitchModel",
+    "Trigger",
+    "Trunk",
     "UCloud",
     "UCloudDatabase",
     "UCloudSsh",

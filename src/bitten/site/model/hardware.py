@@ -48,6 +48,9 @@ class Gpu(Strict):
     devices: str = "/dev/nvidia[0-7]"
     #: per-GPU power limit at full power, used when cooling alarms cap power
     max_power_watts: int | None = Field(default=None, ge=50)
+    #: the lowest power limit the GPU accepts (nvidia-smi -q: Min Power Limit); energy policies cap within
+    #: [min_power_watts, max_power_watts]
+    min_power_watts: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -69,6 +72,13 @@ class Gpu(Strict):
         if len(files) != self.count or len(set(files)) != len(files):
             raise ValueError(f"devices {self.devices} names {len(set(files))} device file(s) for {self.count} GPU(s): "
                              "gres.conf would give Slurm a different count than the node has; give one file per GPU")
+        return self
+
+    @model_validator(mode="after")
+    def _power_range(self) -> Gpu:
+        if self.min_power_watts is not None and self.max_power_watts is not None \
+                and self.min_power_watts > self.max_power_watts:
+            raise ValueError(f"min_power_watts {self.min_power_watts} is above max_power_watts {self.max_power_watts}")
         return self
 
 

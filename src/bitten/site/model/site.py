@@ -1,5 +1,5 @@
 """The Site: every section of the model together, with the derived views the capabilities share (hosts by role,
-profiles of nodes, GPU types, the cooling agent's hosts)."""
+profiles of nodes, GPU types, the cooling agent's and the energy controller's hosts)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from bitten.site.model.base import (
     SiteInfo,
 )
 from bitten.site.model.cooling import Cooling
+from bitten.site.model.energy import Energy
+from bitten.site.model.fabric import Fabric
 from bitten.site.model.hardware import HardwareProfile, RolloutSettings
 from bitten.site.model.lab import LabSettings
 from bitten.site.model.slurm import Account, Partition, Qos, SlurmSettings
@@ -36,7 +38,9 @@ class Site(Strict):
     qos: tuple[Qos, ...] = ()
     accounts: tuple[Account, ...] = ()
     cooling: Cooling = Field(default_factory=Cooling)
+    energy: Energy = Field(default_factory=Energy)
     ucloud: UCloud | None = None
+    fabric: Fabric | None = None
     lab: LabSettings | None = None
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     assumptions: tuple[str, ...] = ()
@@ -46,6 +50,16 @@ class Site(Strict):
         found: set[str] = set()
         for group in groups:
             found.update(self.groups.get(group, ()))
+        return sorted(found)
+
+    def members(self, names: tuple[str, ...] | list[str]) -> list[str]:
+        """Hosts named directly or through their groups, sorted and without duplicates (unknown names are empty)."""
+        found: set[str] = set()
+        for name in names:
+            if name in self.groups:
+                found.update(self.groups[name])
+            elif name in self.nodes:
+                found.add(name)
         return sorted(found)
 
     @cached_property
@@ -103,6 +117,16 @@ class Site(Strict):
             return []
         if self.cooling.agent.hosts:
             return sorted(self.cooling.agent.hosts)
+        return self.controllers[:1]
+
+    @cached_property
+    def energy_controller_hosts(self) -> list[str]:
+        """Hosts that run the energy controller: the configured ones, else the first Slurm controller."""
+        energy = self.energy
+        if not (energy.policies or energy.signals.grid or energy.signals.heat):
+            return []
+        if energy.controller.hosts:
+            return sorted(energy.controller.hosts)
         return self.controllers[:1]
 
     def fqdn(self, host: str) -> str:

@@ -38,6 +38,32 @@ class SlurmDatabase(Strict):
     user: Name = "slurm"
 
 
+class Containers(Strict):
+    """Container jobs through enroot and pyxis (``srun --container-image=...``), from NVIDIA's packages."""
+
+    enabled: bool = False
+    #: pyxis's SPANK plugin, as NVIDIA's nvslurm-plugin-pyxis package installs it (built for the site's Slurm)
+    pyxis_plugin: AbsolutePath = "/usr/lib/x86_64-linux-gnu/slurm/spank_pyxis.so"
+    #: job: a job's containers go when it ends; global: named containers stay for their user's later jobs
+    container_scope: Literal["job", "global"] = "job"
+    sbatch_support: bool = True
+    execute_entrypoint: bool = False
+    #: pyxis's own runtime files
+    pyxis_runtime_path: AbsolutePath = "/run/pyxis"
+    #: enroot's directories, each per user (<path>/user-<uid>, created 0700 by the prolog as root): runtime
+    #: state, container root filesystems, image layers
+    runtime_path: AbsolutePath = "/run/enroot"
+    data_path: AbsolutePath = "/var/lib/enroot/data"
+    cache_path: AbsolutePath = "/var/lib/enroot/cache"
+
+    @model_validator(mode="after")
+    def _plugin_is_a_library(self) -> Containers:
+        if not self.pyxis_plugin.endswith(".so"):
+            raise ValueError(f"pyxis_plugin {self.pyxis_plugin} is not a shared object (plugstack.conf loads a .so, "
+                             "e.g. /usr/lib/x86_64-linux-gnu/slurm/spank_pyxis.so)")
+        return self
+
+
 class SlurmSettings(Strict):
     cluster_name: DnsLabel
     #: process tracking and task plugins; containers (the lab) need linuxproc and none
@@ -58,8 +84,15 @@ class SlurmSettings(Strict):
     select_type_parameters: SelectTypeParameters = "CR_Core_Memory"
     return_to_service: int = Field(default=1, ge=0, le=2)
     max_job_count: int = Field(default=100000, ge=1)
+    #: slurmctld's state (StateSaveLocation); with two controllers a directory on storage both mount (NFS, a
+    #: shared volume), which the backup reads when it takes over
+    state_save_location: AbsolutePath = "/var/lib/slurm/slurmctld"
+    #: seconds the backup waits for an unresponsive primary before it takes control (SlurmctldTimeout)
+    slurmctld_timeout: int = Field(default=120, ge=5, le=3600)
     #: extra slurm.conf lines, key -> value, emitted verbatim at the end
     extra: ConfLines = Field(default_factory=dict)
+    #: container jobs (enroot + pyxis): plugstack.conf, enroot.conf, the container prolog and epilog
+    containers: Containers = Field(default_factory=Containers)
     #: slurmdbd's database
     database: SlurmDatabase = Field(default_factory=SlurmDatabase)
     #: extra slurmdbd.conf lines (e.g. PurgeJobAfter), key -> value, emitted verbatim at the end

@@ -1,5 +1,6 @@
 """One parser per kind of value that another program parses: Slurm's durations, TRES, billing weights, memory sizes
-and enums; host[:port], URLs, IP addresses, DNS names; time zones; absolute paths and user names.
+and enums; host[:port], URLs, IP addresses, DNS names; time zones; absolute paths and user names; InfiniBand GUIDs
+and P_Keys.
 
 Each kind is a plain function (text in, value out, ValueError naming the fix) and a pydantic type built on it, so the
 site model rejects at validate time what slurmctld, sacctmgr, the resolver or systemd would reject later. The roles
@@ -444,3 +445,37 @@ def _absolute_path(value: object) -> str:
 
 
 AbsolutePath = Annotated[str, BeforeValidator(_absolute_path)]
+
+
+# --- InfiniBand --------------------------------------------------------------------------------------------
+
+_GUID = re.compile(r"^0x[0-9a-f]{16}$")
+
+
+def guid(value: object) -> str:
+    """An InfiniBand node, port or switch GUID as OpenSM and the diagnostics write it: 0x and 16 lower-case hex
+    digits."""
+    text = _text(value, "a GUID").lower()
+    if not _GUID.match(text):
+        raise ValueError(f"{text!r} is not an InfiniBand GUID (expected 0x and 16 hex digits, e.g. "
+                         "0xb83fd20300a1b2c4, as ibstat -p or ibswitches print it)")
+    return text
+
+
+Guid = Annotated[str, BeforeValidator(guid)]
+
+
+def pkey(value: object) -> int:
+    """A tenant partition's P_Key (OpenSM partitions.conf): 0x0001-0x7ffe, hex or decimal."""
+    text = _text(value, "a P_Key").lower()
+    try:
+        number = int(text, 16) if text.startswith("0x") else int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a P_Key (expected hex such as 0x0002)") from None
+    if not 0x0001 <= number <= 0x7FFE:
+        raise ValueError(f"P_Key {text} is out of range: tenant partitions use 0x0001-0x7ffe (15 bits; 0x7fff is "
+                         "the default partition)")
+    return number
+
+
+PKey = Annotated[int, BeforeValidator(pkey)]
