@@ -19,4 +19,7 @@ def facts(site: Site, host: str) -> dict[str, Any]:
         #: gres.conf says AutoDetect=nvml: slurmd needs its NVML plugin
         "nvml": site.slurm.gres_autodetect == "nvml",
         "compute": host in site.compute_nodes,
+        #: container jobs on this node (bitten_slurm.containers)
+        "containers": {"enabled": site.slurm.containers.enabled and host in site.compute_nodes,
+                       "pyxis_plugin": site.slurm.containers.pyxis_plugin},
     }

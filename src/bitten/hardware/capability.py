@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bitten.core.capability import Capability
-from bitten.hardware.checks import check_bmcs, check_flavours
+from bitten.hardware.checks import check_bmcs, check_firmware, check_flavours
 from bitten.hardware.facts import facts
 
-CAPABILITY = Capability(name="hardware", checks=(check_bmcs, check_flavours), facts=facts)
+CAPABILITY = Capability(name="hardware", checks=(check_bmcs, check_flavours, check_firmware), facts=facts)

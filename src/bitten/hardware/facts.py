@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bitten.hardware.plan import Desired
+from bitten.hardware.plan import DesiredBmcState
 from bitten.site.model import Site
 
 
@@ -14,4 +14,4 @@ def facts(site: Site, host: str) -> dict[str, Any]:
     profile = site.profile_of(host)
     if node.bmc is None or profile is None:
         return {"managed": False, "why": "no bitten_bmc" if node.bmc is None else "no hardware profile"}
-    return {"managed": True, "bmc": node.bmc.model_dump(), **Desired.from_profile(profile, node.boot_mac).as_dict()}
+    return {"managed": True, "bmc": node.bmc.model_dump(), **DesiredBmcState.from_profile(profile, node.boot_mac).as_dict()}

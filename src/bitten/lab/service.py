@@ -24,6 +24,19 @@ class LabService:
     summary: Callable[[Lab], object] | None = None
     #: TCP port to wait for after start
     port: Callable[[Lab], int] | None = None
+    #: run once the node containers are up, before the service starts (e.g. a stand-in a container needs)
+    prepare: Callable[[Lab], None] | None = None
+
+
+@dataclass
+class Checked:
+    """A summary section made of checks: printed as its renderable; `bitten lab up` fails when any check did."""
+
+    renderable: object
+    failed: int = 0
+
+    def __rich__(self) -> object:
+        return self.renderable
 
 
 #: services that `bitten lab up` starts before the playbooks; layers append theirs
