@@ -45,7 +45,8 @@ def test_slurm_parts_and_database_come_from_the_model(lab: Site) -> None:
 def test_cooling_agent_hosts_and_its_scontrol(lab: Site) -> None:
     cooling = facts(lab, "lab-ctl", ["cooling"])["cooling"]
     assert cooling["agent"] and cooling["agent_hosts"] == ["lab-ctl"]
-    assert (cooling["scontrol_sudo"], cooling["scontrol_path"]) == (True, "/usr/bin/scontrol")
+    assert cooling["scontrol"][0] != "sudo"  # reading node states needs no privilege
+    assert cooling["helper"][:2] == ["sudo", "-n"] and cooling["helper"][-2:] == ["-m", "bitten.cooling.helper"]
     assert not facts(lab, "lab-gpu01", ["cooling"])["cooling"]["agent"]
 
 

@@ -32,6 +32,10 @@ EXPECTED = {
                                                                    {"ucloud", "ucloud:accounting"}),
     "Find the cooling agent's hosts": ({"cooling"}, {"cooling"}),
     "Cooling agent": ({"cooling"}, {"cooling"}),
+    "InfiniBand fabric": ({"fabric"}, {"fabric"}),
+    "Find the energy controller's hosts": ({"energy"}, {"energy"}),
+    "Energy controller": ({"energy"}, {"energy"}),
+    "The GPU nodes' side of the controller's caps": ({"energy"}, {"energy"}),
 }
 
 

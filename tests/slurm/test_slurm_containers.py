@@ -48,7 +48,7 @@ def test_without_containers_nothing_changes() -> None:
     with pytest.raises(KeyError):
         render_file(site, "/etc/slurm/plugstack.conf", "login1")
     assert facts(site, "ctl")["slurm"]["config_files"] == [
-        "/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm/cgroup.conf"]
+        "/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm/cgroup.conf", "/etc/slurm/acct_gather.conf"]
 
 
 def test_container_paths_are_absolute() -> None:

@@ -13,9 +13,6 @@ CONFIG_PATH = "/etc/bitten/cooling/agent.yaml"
 
 def facts(site: Site, host: str) -> dict[str, Any]:
     agent = site.cooling.agent
-    argv = list(agent.scontrol)
-    sudo = bool(argv) and argv[0].rsplit("/", 1)[-1] == "sudo"
-    program = next((arg for arg in argv[1:] if not arg.startswith("-")), "") if sudo else (argv[0] if argv else "")
     hosts = site.cooling_agent_hosts
     return {
         "agent": host in hosts,
@@ -24,9 +21,8 @@ def facts(site: Site, host: str) -> dict[str, Any]:
         "state_dir": agent.state_dir,
         "port": agent.port,
         "listen": str(agent.listen or site.nodes[host].ip),
-        #: the agent runs scontrol through sudo (the role then allows exactly that program, and only
-        #: show/drain/resume)
-        "scontrol_sudo": sudo,
-        "scontrol_path": program,
+        #: how the agent reads node states (unprivileged) and its privileged helper's fixed command (sudo)
+        "scontrol": list(agent.scontrol),
+        "helper": list(agent.helper),
         "slurm_actions": agent.slurm_actions,
     }

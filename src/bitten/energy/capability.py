@@ -7,6 +7,7 @@ from bitten.core.capability import Capability
 from bitten.core.files import FileSpec
 from bitten.energy import config
 from bitten.energy.checks import CHECKS
+from bitten.energy.facts import facts
 from bitten.site.model import Site
 
 
@@ -27,4 +28,5 @@ CAPABILITY = Capability(
         FileSpec(config.DEFAULT_PATH, _controller_hosts, render=config.render, per_host=True, mode="0640",
                  group="bitten-energy", description="energy controller: signals, policies, partitions, interlocks"),
     ),
+    facts=facts,
 )

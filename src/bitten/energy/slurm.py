@@ -67,7 +67,8 @@ class Scontrol:
         return parse_nodes(self._scontrol("show", "node", "-o"))
 
     def pending(self, qos: str) -> list[PendingJob]:
-        out = self._run([*self.squeue, "--noheader", "--states=PENDING", f"--qos={qos}", "--format=%i|%r"])
+        out = self._run([*self.squeue, "--noheader", "--array", "--states=PENDING", f"--qos={qos}",
+                         "--format=%i|%r"])
         jobs = []
         for line in out.splitlines():
             job_id, sep, reason = line.strip().partition("|")

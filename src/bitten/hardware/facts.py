@@ -14,4 +14,5 @@ def facts(site: Site, host: str) -> dict[str, Any]:
     profile = site.profile_of(host)
     if node.bmc is None or profile is None:
         return {"managed": False, "why": "no bitten_bmc" if node.bmc is None else "no hardware profile"}
-    return {"managed": True, "bmc": node.bmc.model_dump(), **DesiredBmcState.from_profile(profile, node.boot_mac).as_dict()}
+    desired = DesiredBmcState.from_profile(profile, node.boot_mac)
+    return {"managed": True, "bmc": node.bmc.model_dump(), **desired.as_dict()}
