@@ -64,8 +64,8 @@ def facts(site: Site, host: str, names: Sequence[str] = ()) -> dict[str, Any]:
 def facts_for(site: Site, hosts: Sequence[str], names: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Derived values for each of ``hosts`` (all capabilities, or those ``names`` gives), computed in one pass.
 
-    Every capability's facts include ``files``: the paths of its generated files the host gets (review-only files,
-    such as the sacctmgr commands, are for `bitten render` and no role writes them).
+    Every capability's facts include ``files``: the paths of its generated files the host gets, unless it says
+    itself; review-only files, such as the sacctmgr commands, are for `bitten render` and no role writes them.
     """
     unknown = [name for name in names if name not in _BY_NAME]
     if unknown:
@@ -80,8 +80,10 @@ def facts_for(site: Site, hosts: Sequence[str], names: Sequence[str] = ()) -> di
         per_cap: dict[str, Any] = {}
         for cap in chosen:
             values = dict(cap.facts(site, host)) if cap.facts is not None else {}
-            values["files"] = [spec.path for spec in cap.files
-                               if host in receivers[id(spec)] and not spec.review_only]
+            # a capability whose files another role writes (the fabric's topology.conf: the slurm role) says
+            # which of them its own role writes
+            values.setdefault("files", [spec.path for spec in cap.files
+                                        if host in receivers[id(spec)] and not spec.review_only])
             per_cap[cap.name] = values
         out[host] = per_cap
     return out
