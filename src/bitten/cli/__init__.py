@@ -66,6 +66,7 @@ def render(
 ) -> None:
     """Write every generated file once per distinct content, with the hosts that get it (manifest.tsv); secrets
     appear as named placeholders."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.progress import Progress
 
     from bitten.capabilities import FILES, render_tree

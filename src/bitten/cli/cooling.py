@@ -28,6 +28,7 @@ def leak(
     timeout: Annotated[float, typer.Option(help="seconds to wait for the drain")] = 120.0,
 ) -> None:
     """Lab drill: a simulated leak on the loop's CDU, then the loop's nodes as Slurm shows them (drained)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.lab import Lab, LabError
     from bitten.lab.layers.cooling import leak as run_leak
 

@@ -7,6 +7,8 @@ runs.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -45,6 +47,7 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")] = False,
 ) -> None:
     """Replay signal and job traces through the site's energy policies and against the same period without them."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.energy import simreport, swf, traces, whatif
     from bitten.energy.cluster import ClusterModel
 
@@ -88,6 +91,7 @@ def trace_cmd(
     seed: int = 1,
 ) -> None:
     """Write a generated job trace (Standard Workload Format), the same for the same arguments."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.energy import swf
 
     t0 = _day(start)
@@ -115,9 +119,8 @@ def jobs(
 ) -> None:
     """Energy, CO2 and reused heat per job (and per user, account, UCloud project); each figure measured,
     estimated or missing."""
-    import os
-    import subprocess
 
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.energy import attribution as att
 
     if fmt not in ("json", "csv", "html"):
@@ -172,6 +175,7 @@ def grid_peak(
 ) -> None:
     """Lab drill: a grid peak on the signal double; the controller acts (GPU caps, flexible jobs held), then the
     peak passes (caps lifted, jobs released); the controller goes back to the site's mode."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.lab import Lab, LabError
     from bitten.lab.layers.energy import grid_peak as run_drill
     from bitten.site.problems import EXIT_INVALID

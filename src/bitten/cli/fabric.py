@@ -35,6 +35,7 @@ def check(
     vault_password_file: VaultOpt = None,
 ) -> None:
     """Compare the fabric as discovered (ibnetdiscover, iblinkinfo) with bitten_fabric: every fault, one per line."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.fabric.check import DiscoveryError, check, run_tools
 
     site = load_or_exit(inventory, vault_password_file)

@@ -19,6 +19,7 @@ LabInventory = Annotated[Path, typer.Argument(help="the lab inventory")]
 
 
 def _lab(inventory: Path) -> Lab:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.lab import LabError
 
     try:
@@ -54,6 +55,7 @@ def up(
     no_playbook: Annotated[bool, typer.Option("--no-playbook", help="only containers and services")] = False,
 ) -> None:
     """Create the lab (image, network, containers, emulators), run the playbooks over SSH, print a summary."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.lab import LabError
 
     lab = _lab(inventory)

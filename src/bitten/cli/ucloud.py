@@ -61,6 +61,7 @@ def check(
     vault_password_file: Annotated[str | None, typer.Option(envvar="ANSIBLE_VAULT_PASSWORD_FILE")] = None,
 ) -> None:
     """Confirm on UCloud/Core that every product the site defines is registered (with the provider's token)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.ucloud.check import check_site
     from bitten.ucloud.core import CoreAuthError, CoreClient, CoreError, CoreUnreachable
 
@@ -111,6 +112,7 @@ def products(inventory: InventoryArg,
              vault_password_file: Annotated[str | None, typer.Option(envvar="ANSIBLE_VAULT_PASSWORD_FILE")] = None,
              ) -> None:
     """List the products the site's Integration Module registers on UCloud/Core."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.ucloud.imconfig import expected_products
 
     site = load_or_exit(inventory, vault_password_file)
@@ -132,6 +134,7 @@ def im_double_package(
     fmt: Annotated[str, typer.Option("--format", help="deb or tar")] = "deb",
 ) -> None:
     """Build the IM TEST DOUBLE as a package the ucloud_im role installs like a real IM (deb or tarball)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.doubles.ucloud_package import FORMATS, build
 
     if fmt not in FORMATS:
@@ -146,6 +149,7 @@ def core_double_package(
     out_dir: Annotated[Path, typer.Option("--out", help="directory to write the zipapp into")],
 ) -> None:
     """Build the UCloud/Core TEST DOUBLE as a zipapp (for a container; needs python3-jwt, python3-cryptography)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.doubles.ucloud_package import build_core_double
 
     out.print(str(build_core_double(out_dir)))

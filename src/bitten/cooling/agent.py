@@ -141,6 +141,7 @@ class Agent:
 
     # --- stores ---------------------------------------------------------------------------------------------
     def _restore_alarms(self, rows: list[tuple[str, str, str, float]]) -> None:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from bitten.cooling.alarms import Alarm
 
         with self.lock:

@@ -22,6 +22,7 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the agent's con
 
 
 def _config(path: Path):  # type: ignore[no-untyped-def]
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.cooling.config import AgentConfigError, load_config
 
     try:
@@ -40,6 +41,7 @@ def run(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Run the agent: poll, alarm, act, account; serve /metrics. Stops cleanly on SIGTERM."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.cooling.agent import Agent
     from bitten.cooling.serve import serve
 
@@ -82,6 +84,7 @@ def validate(config: Annotated[Path, typer.Argument(help="the agent's configurat
 @app.command()
 def check(config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml")) -> None:
     """Validate the configuration and read every device once (no actions, no ledger); exit 1 if one fails."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.table import Table
 
     from bitten.cooling.devices import DEVICE_TYPES
@@ -116,6 +119,7 @@ def setpoint(
     value: Annotated[float | None, typer.Option(help="engineering value for the register")] = None,
 ) -> None:
     """Write one set point: only when writes_enabled, and only within the device's allowable range."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.cooling.modbus import DeviceError, ModbusMeter, WriteRefused
     from bitten.cooling.redfish import RedfishCdu
 
@@ -161,6 +165,7 @@ def resume(
     Reports what Slurm shows afterwards: exit 0 when no node of the loop is drained by the agent any more (a node
     that is not responding stays down until its slurmd answers, and is named), 1 when Slurm still shows one drained.
     """
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.cooling.actions import REASON
     from bitten.cooling.nodes import HelperSlurm, LocalSlurm
     from bitten.core.scontrol import ScontrolError
@@ -200,6 +205,7 @@ def report(
     fmt: Annotated[str, typer.Option("--format", help="json or csv on stdout when --out is not given")] = "json",
 ) -> None:
     """PUE, ERF, ERE, REF, WUE and the EU data-centre report fields, each with its provenance."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.cooling.ledger import Ledger
     from bitten.cooling.report import ReportError, build_report, parse_period, to_csv, to_html, to_json
 

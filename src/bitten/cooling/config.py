@@ -7,6 +7,7 @@ It is self-contained: the agent host needs neither the inventory nor Ansible, on
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -179,6 +180,7 @@ def password_secret(cdu: str) -> str:
 def build(site: Site, host: str, secret: Any = None) -> AgentConfig:
     """The AgentConfig of the agent on ``host``, from the site model; ``secret(name)`` gives CDU passwords (their
     placeholders for review)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.core.templating import SECRET_PLACEHOLDER
 
     cooling = site.cooling
@@ -239,6 +241,7 @@ MIN_CAP_SHARE = 0.10
 def allowed(site: Site) -> dict[str, Any]:
     """What the agent's privileged helper lets it change (bitten.cooling.helper): the nodes of every loop, the
     reason prefix it owns, the GPU power range per node and the command that sets it."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.cooling.actions import REASON
 
     nodes = sorted({n for loop in site.cooling.loops for n in site.loop_nodes(loop)})
@@ -255,7 +258,6 @@ def allowed(site: Site) -> dict[str, Any]:
 
 def render_allowed(site: Site, host: str | None, secret: Any) -> str:
     """The file /etc/bitten/cooling/allowed.json (root's; the helper refuses it otherwise)."""
-    import json
 
     return json.dumps(allowed(site), indent=2, sort_keys=True) + "\n"
 

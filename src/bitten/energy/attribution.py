@@ -108,6 +108,7 @@ def _tres(text: str) -> dict[str, str]:
 def expand_nodes(text: str) -> tuple[str, ...]:
     if text in ("", "None assigned", "(null)"):
         return ()
+    # imported here, not at the top: only this path needs it, and start-up stays light
     import hostlist
 
     return tuple(hostlist.expand_hostlist(text))
@@ -329,6 +330,7 @@ def attribute(job: JobRecord, *, ledger: Series | None, nodes: Mapping[str, Node
 
 def node_infos(site: Site) -> dict[str, NodeInfo]:
     """Per compute node: GPUs, threads, nominal power (the cluster model's) and its Slurm energy plugin."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.energy.cluster import ClusterModel
 
     model = ClusterModel.from_site(site)
@@ -350,6 +352,7 @@ def node_infos(site: Site) -> dict[str, NodeInfo]:
 
 def co2_points(path: Path | None, price_area: str = "DK1") -> tuple[list[Point], list[Point]]:
     """Realised and forecast CO2 from the controller's signal cache or saved Energi Data Service answers."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.energy.energinet import DATASETS, parse_records
 
     if path is None:

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +33,7 @@ def _config(path: Path):  # type: ignore[no-untyped-def]
 def control(config: ConfigOpt = Path(DEFAULT_PATH),
             once: Annotated[bool, typer.Option("--once", help="one cycle, then exit")] = False) -> None:
     """Run the controller (shadow mode unless the site or an operator says act); /metrics on its port."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from prometheus_client import start_http_server
     from prometheus_client.registry import CollectorRegistry
 
@@ -83,6 +85,7 @@ def mode(which: Annotated[str, typer.Argument(help="act, shadow, or site (the in
 def decisions(config: ConfigOpt = Path(DEFAULT_PATH), last: int = 20,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The controller's last decisions: what, why, on which inputs, what each actuator reported."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.energy.controller import read_decisions
 
     cfg = _config(config)
@@ -90,7 +93,6 @@ def decisions(config: ConfigOpt = Path(DEFAULT_PATH), last: int = 20,
     if as_json:
         print(json.dumps(entries, indent=2))
         return
-    from datetime import UTC, datetime
 
     for e in entries:
         when = datetime.fromtimestamp(e["time"], UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -104,6 +104,7 @@ class Controller:
         self._load_state()
 
     def _setpoints(self, sleep: Callable[[float], None]) -> dict[str, Setpoint]:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from bitten.cooling.redfish import RedfishCdu
 
         out = {}
@@ -122,6 +123,7 @@ class Controller:
         np_cfg = self.cfg.node_power
         if np_cfg is None or not np_cfg.nodes:
             return None
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from bitten.cooling.ledger import Ledger
         from bitten.core.redfish.connection import Connection
         from bitten.core.redfish.endpoint import Endpoint, Tls

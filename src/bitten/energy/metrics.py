@@ -145,6 +145,7 @@ class ControllerCollector(Collector):
         yield from (power, energy, heat, stale, garbage)
 
     def _signals(self, cyc: object, now: float) -> Iterator[Metric]:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from bitten.energy.controller import Cycle
 
         assert isinstance(cyc, Cycle)

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -223,7 +224,6 @@ def _xid_check(config: Config, clock: Clock, runner: Runner, report: SmiReport |
 
 
 def _is_char_device(path: str) -> bool:
-    import stat
 
     try:
         return stat.S_ISCHR(os.stat(path).st_mode)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -107,6 +108,5 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def _primary_gid(uid: int) -> int:
-    import pwd
 
     return pwd.getpwuid(uid).pw_gid

@@ -60,6 +60,7 @@ class RedfishNodeProvider(ResourceProvider):
     serialize_as_secret_always = False
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from pydantic import ValidationError
 
         from bitten.core.redfish import flavours
@@ -80,6 +81,7 @@ class RedfishNodeProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from bitten.hardware.plan import same_value
 
         replaces = [k for k in REPLACING if olds.get(k) != news.get(k)]
@@ -113,6 +115,7 @@ class RedfishNodeProvider(ResourceProvider):
         return self._outputs(props, self._run(props, "apply"))
 
     def _run(self, props: Mapping[str, Any], action: str) -> Any:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from bitten.hardware import Backoff, Credentials, DesiredBmcState, Endpoint, Options, Timeouts, Tls, run_node
         from bitten.hardware.fleet import Settings, Target
         from bitten.site.model import Boot

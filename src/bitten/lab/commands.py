@@ -47,6 +47,7 @@ def mockup(
 ) -> None:
     """Serve a DMTF Redfish mockup read-only (the tests' and Molecule's stand-in for a real CDU). Stops on SIGTERM
     or SIGINT within a second."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.doubles.mockup import serve_mockup
     from bitten.lab.httpserve import in_thread
 
@@ -92,6 +93,7 @@ def simulate(
         "sine:40:15:900",
 ) -> None:
     """The lab's cooling plant: a Redfish CDU and Modbus meters whose readings follow a load."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.doubles.plant import build_plant, parse_load, run_plant
 
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -118,6 +120,7 @@ def simulate(
 
 
 def _config_from_inventory(inventory: Path | None) -> AgentConfig:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     import yaml
 
     from bitten.capabilities import load_site, render_file

@@ -42,6 +42,7 @@ def _vault_secrets(loader: Any, vault_password_file: str | None) -> list[tuple[s
     path = vault_password_file or os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
     if not path:
         return []
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from ansible.parsing.vault import VaultSecretsContext, get_file_vault_secret
 
     secret = get_file_vault_secret(filename=path, loader=loader)
@@ -102,6 +103,7 @@ def load_inventory(sources: Sequence[str | Path], vault_password_file: str | Non
             return InventoryData(groups=fast_groups, hostvars=fast_hostvars, host_files=fast_files,
                                  sources=tuple(paths), locate=locate)
 
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -180,6 +182,7 @@ def _first_origin(value: Any) -> str | None:
 
 def _parse_strictly(inventory: Any, paths: list[str]) -> None:
     """Parse sources, turning Ansible's 'unable to parse' warnings into errors naming the source."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from ansible import constants as C
 
     previous = C.INVENTORY_UNPARSED_IS_FAILED, C.INVENTORY_ANY_UNPARSED_IS_FAILED
@@ -208,6 +211,7 @@ def conflicting_group_settings(inventory: Any, loader: Any) -> list[Problem]:
     Ansible resolves the tie silently (depth, then ansible_group_priority, then the group's name): report where both
     values are instead, once per pair of groups.
     """
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from ansible.inventory.helpers import sort_groups
     from ansible.vars.plugins import get_vars_from_inventory_sources
 

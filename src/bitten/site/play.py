@@ -48,6 +48,7 @@ def _resolved(value: Any) -> Any:
     else:
         return value
     try:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from ansible.module_utils._internal._datatag import AnsibleTagHelper
     except ImportError:  # pragma: no cover - older ansible-core
         return out

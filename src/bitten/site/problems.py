@@ -17,6 +17,7 @@ def origin_of(value: Any) -> str | None:
     from a file (defaults, computed values) carry none.
     """
     try:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from ansible._internal._datatag._tags import Origin
     except ImportError:  # pragma: no cover - older ansible-core
         return None
@@ -36,6 +37,7 @@ def is_vaulted(value: Any) -> bool:
     if type(value).__name__ == "EncryptedString":
         return True
     try:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from ansible._internal._datatag._tags import VaultedValue
     except ImportError:  # pragma: no cover - older ansible-core
         return False

@@ -180,6 +180,7 @@ def _vaulted(path: Path, secrets: Sequence[tuple[str, Any]]) -> list[Problem]:
     if not secrets:
         return [Problem(file=str(path), message="the file is encrypted with ansible-vault and no vault password was "
                         "given", fix=fix)]
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from ansible.errors import AnsibleError
     from ansible.parsing.vault import VaultLib
 

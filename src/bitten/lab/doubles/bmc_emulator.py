@@ -40,7 +40,9 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,7 @@ class SystemSpec:
 
 def _driver_class() -> Any:
     """The extended fake driver (imported lazily: sushy-tools is a test and lab dependency)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     import flask
     from sushy_tools import error
     from sushy_tools.emulator.resources.systems.fakedriver import FakeDriver
@@ -323,6 +326,7 @@ class SessionService:
         return _json(start_response, int(str(captured.get("status", "200")).split()[0]), body)
 
     def _login(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from sushy_tools.emulator import auth_basic
 
         try:
@@ -382,7 +386,6 @@ class SingleSystem:
 
 
 def _json(start_response: Callable[..., Any], status: int, body: Any) -> list[bytes]:
-    from http import HTTPStatus
 
     data = json.dumps(body).encode()
     start_response(f"{status} {HTTPStatus(status).phrase}", [("Content-Type", "application/json"),
@@ -434,6 +437,7 @@ class EmulatorServer:
         return f"{scheme}://{self.host}:{self.ports.get(name, self.port)}"
 
     def _app(self) -> Any:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from sushy_tools.emulator import main as emulator
 
         app = emulator.app
@@ -459,6 +463,7 @@ class EmulatorServer:
         return app
 
     def _stack(self, app: Any, systems: Sequence[SystemSpec]) -> Any:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from sushy_tools.emulator import main as emulator
 
         driver = self.driver
@@ -516,7 +521,6 @@ class EmulatorServer:
 
     def stop(self) -> None:
         if len(self._servers) > 1:
-            from concurrent.futures import ThreadPoolExecutor
 
             # each server's loop notices the shutdown within its poll interval: stop them all at once
             with ThreadPoolExecutor(max_workers=min(64, len(self._servers))) as pool:
@@ -540,6 +544,7 @@ class EmulatorServer:
 
 def write_htpasswd(path: Path, username: str, password: str, rounds: int = 10) -> None:
     """An htpasswd file with one bcrypt entry (the only digest sushy-tools accepts), mode 0600."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     import bcrypt
 
     digest = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Literal
 
 Kind = Literal["status", "delay", "reset", "trickle", "oversize", "redirect", "rewrite"]
@@ -144,7 +145,6 @@ class FaultInjector:
     def _status(fault: Fault, start_response: Callable[..., Any]) -> list[bytes]:
         body = json.dumps({"error": {"code": "Base.1.0.InternalError", "message": "fault injection",
                                      "@Message.ExtendedInfo": [{"MessageId": "Base.1.0.InternalError"}]}}).encode()
-        from http import HTTPStatus
 
         start_response(f"{fault.status} {HTTPStatus(fault.status).phrase}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

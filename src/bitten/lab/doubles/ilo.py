@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
@@ -394,6 +395,7 @@ class IloFake:
         return table
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from werkzeug.wrappers import Request
 
         request = Request(environ)
@@ -411,7 +413,6 @@ class IloFake:
     @staticmethod
     def _respond(start_response: Callable[..., Any], status: int, payload: Any,
                  extra: Mapping[str, str]) -> list[bytes]:
-        from http import HTTPStatus
 
         data = json.dumps(payload).encode()
         headers = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data))),

@@ -113,6 +113,7 @@ def update_meters(plant: SimulatedPlant, source: Plant) -> None:
 
 def run_plant(plant: SimulatedPlant, load: Any, period_s: float = 1.0) -> None:
     """Serve until plant.stop is set; the meters follow the first CDU's plant (or a plant of their own)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.httpserve import in_thread
 
     if plant.cdu_server is not None:

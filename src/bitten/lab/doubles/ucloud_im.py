@@ -64,6 +64,7 @@ def host_url(host: dict[str, Any]) -> str:
 
 
 def public_key_pem(der: bytes) -> bytes:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from cryptography.hazmat.primitives import serialization
 
     return serialization.load_der_public_key(der).public_bytes(serialization.Encoding.PEM,
@@ -86,6 +87,7 @@ def check_database(parsed: ParsedIM) -> None:
     server = parsed.server
     assert server is not None
     try:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         import psycopg2
     except ImportError:
         raise Fatal("psycopg2 is not installed (python3-psycopg2)") from None
@@ -147,6 +149,7 @@ def _why(exc: urllib.error.HTTPError) -> str:
 
 
 def access_token(core: Core, parsed: ParsedIM) -> str:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     import jwt
 
     assert parsed.server is not None and parsed.public_key_der is not None
@@ -214,6 +217,7 @@ class ImState:
 
 
 def _server_handler(state: ImState) -> type[BaseHTTPRequestHandler]:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     import jwt
 
     assert state.parsed.public_key_der is not None

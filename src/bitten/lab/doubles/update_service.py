@@ -26,6 +26,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from typing import Any
 
 UPDATE_SERVICE = "/redfish/v1/UpdateService"
@@ -43,7 +44,6 @@ Stage = Callable[[str, str, str, bool], None]
 
 
 def _json(start_response: Callable[..., Any], status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> Any:
-    from http import HTTPStatus
 
     data = json.dumps(body).encode()
     start_response(f"{status} {HTTPStatus(status).phrase}", [("Content-Type", "application/json"),

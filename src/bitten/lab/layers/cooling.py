@@ -52,6 +52,7 @@ def metrics_url(site: Site) -> str | None:
 
 
 def read_metrics(url: str, timeout: float = 5.0) -> dict[str, list[tuple[dict[str, str], float]]]:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from prometheus_client.parser import text_string_to_metric_families
 
     session = requests.Session()
@@ -70,6 +71,7 @@ def read_metrics(url: str, timeout: float = 5.0) -> dict[str, list[tuple[dict[st
 
 def summary(lab: Lab) -> object:
     """Heat recovered and ERF so far this year, from the agent's /metrics on the controller."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.table import Table
 
     url = metrics_url(lab.site)
@@ -118,6 +120,7 @@ SUMMARIES.append(summary)
 # --- the leak drill ---------------------------------------------------------------------------------------------
 def leak(lab: Lab, loop: str | None, clear: bool, timeout: float) -> int:
     """Flood the loop's CDU (or clear it) and wait until Slurm shows the loop's nodes drained."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.table import Table
 
     from bitten.cooling.actions import REASON

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ def _gpu_nodes(lab: Lab) -> list[str]:
 
 def prepare(lab: Lab) -> None:
     """Put the nvidia-smi TEST DOUBLE where the lab's bitten-gpu-power runs it, with the profile's GPUs."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab import podman as pm
 
     double = (ROOT / "tests" / "doubles" / "nvidia-smi").read_text()
@@ -62,6 +65,7 @@ def _controller(lab: Lab) -> str | None:
 
 
 def _decisions(lab: Lab, last: int = 8) -> list[dict[str, Any]]:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab import podman as pm
 
     ctl = _controller(lab)
@@ -76,8 +80,8 @@ def _decisions(lab: Lab, last: int = 8) -> list[dict[str, Any]]:
 
 
 def decisions_table(lab: Lab) -> object:
-    from datetime import UTC, datetime
 
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.table import Table
 
     ctl = _controller(lab)
@@ -99,8 +103,8 @@ def decisions_table(lab: Lab) -> object:
 
 def jobs_table(lab: Lab) -> object:
     """Each lab job's energy figures: bitten's attribution from the lab's ledger (the plant simulator's meters)."""
-    import tempfile
 
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.table import Table
 
     from bitten.energy import attribution as att
@@ -149,6 +153,7 @@ def jobs_table(lab: Lab) -> object:
 
 
 def summary(lab: Lab) -> object:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.console import Group
 
     parts = [p for p in (decisions_table(lab), jobs_table(lab)) if p is not None]
@@ -161,6 +166,7 @@ SUMMARIES.append(summary)
 
 # --- the drill ----------------------------------------------------------------------------------------------------
 def _limits(lab: Lab, host: str) -> list[float]:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab import podman as pm
 
     proc = pm.exec_in(lab.container_name(host), [SMI_DOUBLE, "--query-gpu=index,power.limit,power.min_limit,"
@@ -174,6 +180,7 @@ def _limits(lab: Lab, host: str) -> list[float]:
 
 
 def _held(lab: Lab, ctl: str, jobs: list[str]) -> dict[str, str]:
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab import podman as pm
 
     proc = pm.exec_in(ctl, ["squeue", "--noheader", "--format=%i|%T|%r", f"--jobs={','.join(jobs)}"], check=False)
@@ -186,6 +193,7 @@ def _held(lab: Lab, ctl: str, jobs: list[str]) -> dict[str, str]:
 
 def grid_peak(lab: Lab, peak_s: float, timeout: float) -> int:
     """A grid peak on the signal double; the controller switched to act; caps and holds shown, then undone."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.table import Table
 
     from bitten.lab import podman as pm

@@ -123,6 +123,7 @@ def argv(lab: Lab) -> list[str]:
 
 def summary(lab: Lab) -> object:
     """Each lab BMC as the emulator reports it after the playbooks (a plan: nothing is written)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.console import Group
 
     from bitten.core.redfish.endpoint import Tls

@@ -74,6 +74,7 @@ def core_argv(lab: Lab) -> list[str]:
 
 def core_summary(lab: Lab) -> object:
     """The site's products as Core has them (through the provider's own token, as `bitten ucloud check`)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.ucloud.check import check_site
     from bitten.ucloud.core import CoreClient, CoreError
 

@@ -738,6 +738,7 @@ def parse_public_key(text: str, file: str = "ucloud_key.pub",
         issues.append(ConfigIssue(file, None, (), "Failed to parse/locate public key: not base64"))
         return None
     try:
+        # imported here, not at the top: only this path needs it, and start-up stays light
         from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.hazmat.primitives.serialization import load_der_public_key
     except ImportError:  # pragma: no cover - hosts without cryptography accept any DER
