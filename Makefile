@@ -8,12 +8,13 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv images lab lab-down test lint pytest molecule bench render clean
+.PHONY: help deps venv images lab lab-down test lint pytest molecule molecule-all bench render clean
 
 help:
 	@echo "make lab       the whole site on this machine (containers, emulators, playbooks)"
 	@echo "make lab-down  remove everything the lab created"
-	@echo "make test      lint, type checks, pytest and every role's Molecule scenario"
+	@echo "make test      lint, type checks, pytest and the roles' Molecule scenarios (CI runs this)"
+	@echo "make molecule-all  every Molecule scenario, the extended ones too (scripts/molecule-all)"
 	@echo "make bench     performance figures (ratios against baselines measured in the same run)"
 	@echo "make render    render inventory/bitten into out/bitten"
 
@@ -51,6 +52,9 @@ pytest: venv
 
 molecule: images
 	scripts/molecule-all
+
+molecule-all: images
+	scripts/molecule-all --all
 
 test: images lint pytest molecule
 
