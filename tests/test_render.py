@@ -49,7 +49,7 @@ def test_every_host_gets_the_cluster_files(bitten_tree: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
     assert sorted(p.name for p in bitten_tree.iterdir() if p.is_dir()) == sorted(site.nodes)
     manifest = (bitten_tree / "manifest.tsv").read_text().splitlines()
-    assert len(manifest) == 1 + sum(len(spec.hosts(site)) for spec in FILES)
+    assert len(manifest) == 1 + sum(len(spec.hosts(site)) * len(list(spec.paths(site))) for spec in FILES)
     assert any(line.startswith("gpu01\t/etc/slurm/slurm.conf\t0644\troot:root\t") for line in manifest)
     assert any(line.startswith("ctl01\t/etc/bitten/cooling/agent.yaml\t0640\troot:bitten-cooling\t")
                for line in manifest)
@@ -116,5 +116,7 @@ def test_render_tree_shares_cluster_wide_content(tmp_path: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
     result = render_tree(site, tmp_path / "out")
     assert result.hosts == 51
-    assert result.unique == sum(1 if not spec.per_host else len(spec.hosts(site)) for spec in FILES)
+    # one content per file and item when it is cluster-wide, one per host when it is per host
+    assert result.unique == sum((len(spec.hosts(site)) if spec.per_host else min(1, len(spec.hosts(site))))
+                                * len(list(spec.paths(site))) for spec in FILES)
     assert (tmp_path / "out/gpu01/etc/hosts").stat().st_nlink == 51

@@ -5,18 +5,23 @@ Every file a role deploys from the site model is listed here, so `bitten render`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bitten.site.model import GROUP_UCLOUD, Site
 
+#: a Python render function: (site, host or None, item or None) -> content
+RenderFunction = Callable[[Site, str | None, str | None], str]
+ITEM = "{item}"
+
 
 @dataclass(frozen=True)
 class FileSpec:
-    #: absolute path on the host
+    #: absolute path on the host; with ``items``, it contains {item} (one file per item, e.g. per booted node)
     path: str
-    #: template under templates/
-    template: str
+    #: template under templates/ (or None with ``render``)
+    template: str | None
     #: which hosts get the file
     hosts: Callable[[Site], list[str]]
     #: False when the content is the same on every host that gets it (rendered once)
@@ -25,6 +30,26 @@ class FileSpec:
     owner: str = "root"
     group: str = "root"
     description: str = ""
+    #: one file per item on each host (the template sees ``item``), e.g. a boot script per provisioned node
+    items: Callable[[Site], list[str]] | None = None
+    #: a Python function that renders the content instead of a template
+    render: RenderFunction | None = None
+
+    def paths(self, site: Site) -> Iterator[tuple[str, str | None]]:
+        """(path, item) of every file of this spec on one host."""
+        if self.items is None:
+            yield self.path, None
+            return
+        for item in self.items(site):
+            yield self.path.replace(ITEM, item), item
+
+    def match(self, path: str) -> tuple[bool, str | None]:
+        """Does ``path`` belong to this spec, and for which item."""
+        if self.items is None:
+            return path == self.path, None
+        before, _, after = self.path.partition(ITEM)
+        found = re.fullmatch(re.escape(before) + r"([A-Za-z0-9_.-]+)" + re.escape(after), path)
+        return (found is not None), (found.group(1) if found else None)
 
 
 def _all_hosts(site: Site) -> list[str]:
@@ -72,8 +97,19 @@ FILES: list[FileSpec] = [
 ]
 
 
-def spec_for(path: str) -> FileSpec:
+def spec_for(path: str) -> tuple[FileSpec, str | None]:
+    """The spec of a generated file's path, and its item (for specs with items)."""
     for spec in FILES:
-        if spec.path == path:
-            return spec
+        matched, item = spec.match(path)
+        if matched:
+            return spec, item
     raise KeyError(f"bitten generates no file {path}; known: {', '.join(s.path for s in FILES)}")
+
+
+def _register_capabilities() -> None:
+    from bitten.provision.files import FILES as PROVISION_FILES
+
+    FILES.extend(PROVISION_FILES)
+
+
+_register_capabilities()

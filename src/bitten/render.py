@@ -17,16 +17,18 @@ from bitten.templating import render_template
 MANIFEST = "manifest.tsv"
 
 
-def context(site: Site, host: str | None) -> dict[str, object]:
-    return {"site": site, "host": host, "node": site.nodes[host] if host else None}
+def context(site: Site, host: str | None, item: str | None = None) -> dict[str, object]:
+    return {"site": site, "host": host, "node": site.nodes[host] if host else None, "item": item}
 
 
 def render_file(site: Site, path: str, host: str, secrets: Mapping[str, str] | None = None) -> str:
     """The content ``host`` gets at ``path``: what the roles deploy (with secrets) and render shows."""
-    spec = spec_for(path)
+    spec, item = spec_for(path)
     if host not in spec.hosts(site):
         raise KeyError(f"host {host} does not get {path}")
-    return render_template(spec.template, context(site, host if spec.per_host else None), secrets)
+    if spec.items is not None and item not in spec.items(site):
+        raise KeyError(f"host {host} gets no {path}: {item} is not one of its items")
+    return _content(site, spec, host, item, secrets)
 
 
 @dataclass
@@ -51,23 +53,24 @@ def render_tree(site: Site, out: Path, progress: Callable[[int], None] | None = 
     manifest: list[str] = []
     for spec in FILES:
         targets = spec.hosts(site)
-        shared: Path | None = None
-        digest = ""
-        for host in targets:
-            dest = tmp / host / spec.path.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if shared is not None:
-                os.link(shared, dest)
-            else:
-                content = _content(site, spec, host).encode()
-                dest.write_bytes(content)
-                digest = hashlib.sha256(content).hexdigest()
-                unique += 1
-                if not spec.per_host:
-                    shared = dest
-            manifest.append(f"{host}\t{spec.path}\t{spec.mode}\t{spec.owner}:{spec.group}\t{digest}\n")
-            written += 1
-            hosts.add(host)
+        for path, item in spec.paths(site):
+            shared: Path | None = None
+            digest = ""
+            for host in targets:
+                dest = tmp / host / path.lstrip("/")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if shared is not None:
+                    os.link(shared, dest)
+                else:
+                    content = _content(site, spec, host, item).encode()
+                    dest.write_bytes(content)
+                    digest = hashlib.sha256(content).hexdigest()
+                    unique += 1
+                    if not spec.per_host:
+                        shared = dest
+                manifest.append(f"{host}\t{path}\t{spec.mode}\t{spec.owner}:{spec.group}\t{digest}\n")
+                written += 1
+                hosts.add(host)
         if progress:
             progress(len(targets))
     # what each file's mode and owner will be on the host: reviews see a permission change as a diff too
@@ -78,5 +81,10 @@ def render_tree(site: Site, out: Path, progress: Callable[[int], None] | None = 
     return RenderResult(files=written, hosts=len(hosts), unique=unique)
 
 
-def _content(site: Site, spec: FileSpec, host: str) -> str:
-    return render_template(spec.template, context(site, host if spec.per_host else None))
+def _content(site: Site, spec: FileSpec, host: str, item: str | None = None,
+             secrets: Mapping[str, str] | None = None) -> str:
+    who = host if spec.per_host else None
+    if spec.render is not None:
+        return spec.render(site, who, item)
+    assert spec.template is not None, f"{spec.path}: a FileSpec needs a template or a render function"
+    return render_template(spec.template, context(site, who, item), secrets)

@@ -54,12 +54,34 @@ def ucloud_im_file(site: Any, which: str, secret: Callable[[str], str]) -> str:
     return render(site, which, secret).rstrip("\n")
 
 
+def provision_boot_nodes(site: Any) -> Any:
+    """The provisioned nodes' boots (bitten.provision.nodes.BootNode), by name."""
+    from bitten.provision.nodes import boot_nodes
+
+    return boot_nodes(site)
+
+
+def provision_http_base(site: Any) -> str:
+    from bitten.provision.nodes import http_base
+
+    return http_base(site)
+
+
+def provision_provisioner(site: Any) -> str | None:
+    from bitten.provision.nodes import provisioner
+
+    return provisioner(site)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "hostlist": compress_hosts,
     "expand_hostlist": expand_hosts,
     "tres_weights": tres_weights,
     "yes_no": yes_no,
     "ucloud_im_file": ucloud_im_file,
+    "provision_boot_nodes": provision_boot_nodes,
+    "provision_http_base": provision_http_base,
+    "provision_provisioner": provision_provisioner,
 }
 
 

@@ -21,6 +21,7 @@ SITE_VARS: dict[str, str] = {
     "bitten_accounts": "Slurm accounts",
     "bitten_cooling": "coolants, CDUs, meters, register maps, cooling loops, the energy ledger and the agent",
     "bitten_ucloud": "UCloud provider and machine types",
+    "bitten_provision": "provisioning network, OS images and deploy mode per hardware profile, admin keys",
     "bitten_assumptions": "values of this site that are not publicly known",
     "bitten_lab": "how `bitten lab` builds the site on one machine (lab inventories only)",
 }
@@ -154,6 +155,7 @@ def build_site(data: InventoryData) -> m.Site:
     slurm = site_part(m.SlurmSettings, "bitten_slurm")
     cooling = site_part(m.Cooling, "bitten_cooling", {})
     ucloud = site_part(m.UCloud, "bitten_ucloud")
+    provision = site_part(m.Provision, "bitten_provision")
     lab = site_part(m.Lab, "bitten_lab")
     profiles = _mapping_of(m.HardwareProfile, site_raw.get("bitten_hardware_profiles") or {},
                            "bitten_hardware_profiles", locator, problems)
@@ -188,7 +190,8 @@ def build_site(data: InventoryData) -> m.Site:
         nodes=nodes, groups=groups, hardware_profiles=profiles,
         slurm=slurm or m.SlurmSettings.model_construct(cluster_name="invalid"),
         partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, assumptions=tuple(str(a) for a in assumptions),
+        cooling=cooling or m.Cooling(), ucloud=ucloud, provision=provision, lab=lab,
+        assumptions=tuple(str(a) for a in assumptions),
     )
     from bitten.site.checks import cross_check
 
@@ -199,7 +202,8 @@ def build_site(data: InventoryData) -> m.Site:
     return m.Site(
         info=info, nodes=nodes, groups=groups, hardware_profiles=profiles, slurm=slurm,
         partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, lab=lab, assumptions=tuple(str(a) for a in assumptions),
+        cooling=cooling or m.Cooling(), ucloud=ucloud, provision=provision, lab=lab,
+        assumptions=tuple(str(a) for a in assumptions),
     )
 
 
@@ -211,6 +215,8 @@ def _declared(site_raw: Mapping[str, Any]) -> dict[str, set[str]]:
     """Names each site-wide section declares, valid or not."""
     cooling = site_raw.get("bitten_cooling") or {}
     cooling = cooling if isinstance(cooling, Mapping) else {}
+    provision = site_raw.get("bitten_provision") or {}
+    provision = provision if isinstance(provision, Mapping) else {}
 
     def names(var: str) -> set[str]:
         raw = site_raw.get(var) or []
@@ -222,6 +228,7 @@ def _declared(site_raw: Mapping[str, Any]) -> dict[str, set[str]]:
         "qos": names("bitten_qos"),
         **{section: _keys(cooling.get(section)) for section in
            ("coolants", "cdus", "heat_meters", "meters", "register_maps", "loops")},
+        "provision_images": _keys(provision.get("images")),
     }
 
 

@@ -332,7 +332,14 @@ def _fits(site: m.Site, part: m.Partition, machine: m.MachineType, where: str, f
                       f"largest node in partition {part.name} ({max_gpu})", fix="shrink the largest product")
 
 
+def check_provision(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
+    """bitten_provision against the nodes, profiles and the provisioners group (bitten.provision.checks)."""
+    from bitten.provision.checks import check_provision as check
+
+    yield from check(site, locator, declared)
+
+
 CHECKS: tuple[Callable[[m.Site, Locator, Declared], Iterable[Problem]], ...] = (
     check_unique, check_bmcs, check_profiles, check_slurm_roles, check_partitions, check_accounts, check_cooling,
-    check_ucloud,
+    check_ucloud, check_provision,
 )
