@@ -64,12 +64,14 @@ def render(
 
 def _register_subcommands() -> None:
     from bitten.lab.cli import app as lab_app
+    from bitten.provision.cli import app as provision_app
     from bitten.redfish.cli import app as hardware_app
     from bitten.ucloud.cli import app as ucloud_app
 
     app.add_typer(lab_app, name="lab", help="the whole site on this machine: containers and emulators")
     app.add_typer(hardware_app, name="hardware", help="BMC state through Redfish: plan, apply, inventory")
     app.add_typer(ucloud_app, name="ucloud", help="UCloud: registration check, products, IM test double")
+    app.add_typer(provision_app, name="provision", help="provisioning: the OS images nodes boot over PXE")
     from bitten.cooling.cli import register as register_cooling
 
     register_cooling(app)

@@ -10,6 +10,7 @@ import importlib
 #: modules whose import appends to bitten.lab.lab.SERVICES / SUMMARIES (one per layer)
 LAYERS: tuple[str, ...] = (
     "bitten.redfish.lab",
+    "bitten.lab.provision",
     "bitten.lab.slurm",
     "bitten.lab.gpu",
     "bitten.ucloud.lab",

@@ -42,7 +42,8 @@ def _node_json(site: Site, host: str | None, item: str | None) -> str:
     node = boot_nodes(site)[host]
     data = {"name": node.name, "fqdn": node.fqdn, "image_id": node.image_id, "deploy": node.deploy,
             "disk": node.disk, "report_url": f"{http_base(site)}/report",
-            "image_url": f"{http_base(site)}/images/{node.image}/{node.image_id}"}
+            "image_url": f"{http_base(site)}/images/{node.image}/{node.image_id}",
+            "identity_url": f"{http_base(site)}/nodes/{node.name}/identity.cpio"}
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 

@@ -27,12 +27,15 @@ MIRROR = os.environ.get("BITTEN_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES: tuple[str, ...] = (
     "systemd", "systemd-sysv", "udev", "kmod", "dbus", "openssh-server", "python3", "python3-apt", "iproute2",
     "curl", "ca-certificates", "procps", "zstd", "cpio", "sudo", "less", "fdisk", "e2fsprogs", "dosfstools",
+    "systemd-resolved",
 )
 #: installed after the initramfs settings are in place, so the kernel's own initramfs (for disk boots) is small
 KERNEL_PACKAGES: tuple[str, ...] = ("linux-image-amd64", "initramfs-tools", "systemd-boot-efi")
 
 #: files bitten puts into every image (the boot report, the disk deploy, their units), part of the hash
 IMAGE_FILES = Path(__file__).resolve().parent / "image_files"
+#: the script the builder runs inside the new root (part of the hash)
+CUSTOMISE = Path(__file__).resolve().parent / "build" / "customise.sh"
 
 
 @cache
@@ -71,6 +74,7 @@ class Recipe:
 @cache
 def recipe_digest(name: str, image: ImageRecipe, mirror: str = MIRROR) -> str:
     files = {path: hashlib.sha256(content).hexdigest() for path, content in image_files().items()}
+    files["<customise>"] = hashlib.sha256(CUSTOMISE.read_bytes()).hexdigest()
     text = json.dumps({
         "builder": BUILDER_VERSION, "name": name, "release": image.release, "mirror": mirror,
         "packages": sorted({*BASE_PACKAGES, *image.packages}), "kernel": list(KERNEL_PACKAGES),
