@@ -43,6 +43,7 @@ render: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/ansible-lint --profile production
 
 pytest: venv

@@ -31,9 +31,9 @@ import requests
 
 from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
-from bitten.cooling.httpserve import base_url, in_thread
-from bitten.cooling.simulator import CduSimulator, ConstantLoad, Plant, serve_cdus
 from bitten.cooling.slurm import MemorySlurm
+from bitten.lab.doubles.cdu import CduSimulator, ConstantLoad, Plant, serve_cdus
+from bitten.lab.httpserve import base_url, in_thread
 
 ACTIONS = {k: {"drain": k != "stale"} for k in ("leak", "pump_failed", "low_flow", "high_supply_temperature", "stale")}
 
@@ -101,7 +101,7 @@ def leak_to_drain(events: bool, poll: float, runs: int) -> list[float]:
 
 SERVER = """
 import sys, time
-from bitten.cooling.simulator import ConstantLoad, CduSimulator, Plant, serve_cdus
+from bitten.lab.doubles.cdu import ConstantLoad, CduSimulator, Plant, serve_cdus
 sim = CduSimulator([Plant(ConstantLoad(60)) for _ in range(int(sys.argv[1]))])
 server = serve_cdus(sim)
 print(server.server_address[1], flush=True)

@@ -1,6 +1,6 @@
 """Bench: BIOS attributes + one-time boot to PXE + power on, applied to 256 emulated BMCs.
 
-bitten.redfish's fleet (threads, concurrency 50) against the baseline measured in the same run: community.general's
+bitten.hardware's fleet (threads, concurrency 50) against the baseline measured in the same run: community.general's
 redfish_config (SetBiosAttributes) and redfish_command (SetOneTimeBoot, PowerOn) through ansible-playbook with
 forks=50. Both drive the same emulator: sushy-tools (with bitten's fake-driver extension) in its own process,
 one BMC per port (each node's Systems collection lists its one system, as on a server's BMC), TLS verified
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import yaml
 
-from bitten.pki import CertificateAuthority
-from bitten.redfish import Credentials, Desired, Endpoint, run_fleet, run_node
-from bitten.redfish.emulator import SystemSpec, write_htpasswd
-from bitten.redfish.fleet import Settings, Target
-from bitten.redfish.transport import Tls
+from bitten.core.pki import CertificateAuthority
+from bitten.core.redfish.connection import Tls
+from bitten.hardware import Credentials, Desired, Endpoint, run_fleet, run_node
+from bitten.hardware.fleet import Settings, Target
+from bitten.lab.doubles.bmc_emulator import SystemSpec, write_htpasswd
 from bitten.site.model import Boot
 
 NODES = int(os.environ.get("BITTEN_BENCH_NODES", "256"))
@@ -56,7 +56,7 @@ class Emulator:
                   "ports_file": str(ports_file), "systems": [s.as_dict() for s in specs]}
         (self.dir / "emulator.json").write_text(json.dumps(config))
         log = (self.dir / "emulator.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bitten.redfish.emulator", "--config",
+        self.proc = subprocess.Popen([sys.executable, "-m", "bitten.lab.doubles.bmc_emulator", "--config",
                                       str(self.dir / "emulator.json")], stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 120
@@ -167,11 +167,11 @@ def main() -> int:
     one = min(singles)
     print(f"baseline  community.general redfish_config/redfish_command, ansible-playbook forks={FORKS}: "
           f"{baseline:7.1f} s")
-    print(f"bitten    bitten.redfish fleet, concurrency {FORKS}: {bitten:7.1f} s "
+    print(f"bitten    bitten.hardware fleet, concurrency {FORKS}: {bitten:7.1f} s "
           f"({requests} requests, {requests / NODES:.0f} per node: boot-MAC check, plan, writes, verification; "
           f"{retries} retried)")
     print(f"ratio     baseline / bitten: {baseline / bitten:.1f}x")
-    print(f"one node  bitten.redfish alone (lower bound for any fleet run): {one:.2f} s "
+    print(f"one node  bitten.hardware alone (lower bound for any fleet run): {one:.2f} s "
           f"(fleet: {bitten / one:.0f}x the single-node time for {NODES} nodes)")
     return 0
 

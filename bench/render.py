@@ -48,8 +48,8 @@ def timed(cmd: list[str]) -> float:
 
 
 def phases(inventory: Path, out: Path) -> tuple[float, float, float]:
-    from bitten.render import render_tree
-    from bitten.site import build_site, load_inventory
+    from bitten.capabilities import build_site, render_tree
+    from bitten.site import load_inventory
 
     t0 = time.perf_counter()
     data = load_inventory([inventory])

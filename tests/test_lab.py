@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from bitten.capabilities import load_site
 from bitten.cli import app
 from bitten.lab import podman as pm
 from bitten.lab.image import Recipe
 from bitten.lab.lab import RECAP, Lab
-from bitten.site import load_site
 
 from conftest import INVENTORIES, ROOT
 

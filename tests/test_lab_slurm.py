@@ -6,9 +6,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bitten.capabilities import load_site
 from bitten.lab.lab import SUMMARIES, Lab
-from bitten.lab.slurm import probes, summary
-from bitten.site import load_site
+from bitten.lab.layers.slurm import probes, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,8 +47,8 @@ def test_summary_runs_every_probe_on_the_controller_and_reports_failures() -> No
 
 
 def test_the_layer_registers_its_summary() -> None:
-    from bitten.lab.services import LAYERS, load_layers
+    from bitten.lab.layers import LAYERS, load
 
-    assert "bitten.lab.slurm" in LAYERS
-    load_layers()
+    assert "bitten.lab.layers.slurm" in LAYERS
+    load()
     assert summary in SUMMARIES

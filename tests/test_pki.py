@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bitten.pki import server_tls
+from bitten.core.pki import server_tls
 
 
 def test_keys_are_private_and_a_rerun_keeps_every_file(tmp_path: Path) -> None:

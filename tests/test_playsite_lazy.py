@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bitten.playsite import _resolved
 from bitten.site.model import Account
+from bitten.site.play import _resolved
 from bitten.site.problems import origin_of
 
 lazy = pytest.importorskip("ansible._internal._templating._lazy_containers")

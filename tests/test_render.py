@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from bitten.capabilities import FILES, load_site, render_file, render_tree
 from bitten.cli import app
-from bitten.files import FILES
-from bitten.render import render_file, render_tree
-from bitten.site import load_site
 
 from conftest import INVENTORIES, ROOT
 

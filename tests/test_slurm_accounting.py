@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bitten.site import load_site
+from bitten.capabilities import load_site
 from bitten.site.model import Account, Qos
 from bitten.slurm.accounting import (
     AccountingError,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bitten.render import render_file, render_tree
-from bitten.site import InventoryData, SiteError, build_site, load_inventory, load_site
+from bitten.capabilities import build_site, load_site, render_file, render_tree
+from bitten.site import InventoryData, SiteError, load_inventory
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "inventory" / "lab"

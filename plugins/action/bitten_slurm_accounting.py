@@ -18,7 +18,7 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(("site", "users", "tres_timeout"))
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        from bitten.playsite import site_from_play
+        from bitten.capabilities import site_from_play
         from bitten.site import SiteError
         from bitten.slurm.accounting import (
             TRES_QUERY,

@@ -1,4 +1,5 @@
-"""Ansible front end of bitten.templating's filters, so role templates format like `bitten render`."""
+"""Ansible front end of the template filters (generic and the capabilities'), so role templates format like
+`bitten render`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,6 @@ from typing import Any
 
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
-        from bitten.templating import FILTERS
+        from bitten.capabilities import FILTERS
 
         return {f"bitten_{name}": fn for name, fn in FILTERS.items()}

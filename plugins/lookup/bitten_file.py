@@ -1,4 +1,4 @@
-"""Ansible front end of bitten.render: the content of a file bitten generates for a host."""
+"""Ansible front end of bitten.capabilities.render_file: the content of a file bitten generates for a host."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ _raw:
 
 class LookupModule(LookupBase):
     def run(self, terms: list[str], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
-        from bitten.playsite import site_from_play
-        from bitten.render import render_file
+        from bitten.capabilities import render_file, site_from_play
         from bitten.site import SiteError
 
         self.set_options(var_options=variables, direct=kwargs)

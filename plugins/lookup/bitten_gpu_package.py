@@ -27,4 +27,4 @@ class LookupModule(LookupBase):
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
         import bitten.gpu
 
-        return sorted(str(p) for p in Path(bitten.gpu.__file__).parent.glob("*.py"))
+        return sorted(str(Path(bitten.gpu.__file__).parent / name) for name in bitten.gpu.NODE_MODULES)

@@ -27,8 +27,8 @@ _raw:
 
 class LookupModule(LookupBase):
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        from bitten.playsite import site_from_play
-        from bitten.redfish.targets import desired_of
+        from bitten.capabilities import site_from_play
+        from bitten.hardware.targets import desired_of
         from bitten.site import SiteError
 
         try:

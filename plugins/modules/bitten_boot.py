@@ -92,11 +92,11 @@ def main() -> None:
     )
     import ipaddress
 
+    from bitten.core.redfish.connection import Endpoint, Tls
+    from bitten.core.redfish.credentials import Credentials
     from bitten.provision.bmc import RedfishBmc
     from bitten.provision.boot import http_status, wait_for_boot
     from bitten.provision.nodes import BootNode
-    from bitten.redfish.credentials import Credentials
-    from bitten.redfish.transport import Endpoint, Tls
 
     p: dict[str, Any] = module.params
     n = p["node"]

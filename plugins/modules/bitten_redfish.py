@@ -1,4 +1,4 @@
-"""Ansible front end of bitten.redfish: one node's BMC state (BIOS, one-time boot, power) or its inventory."""
+"""Ansible front end of bitten.hardware: one node's BMC state (BIOS, one-time boot, power) or its inventory."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 module: bitten_redfish
 short_description: BIOS attributes, one-time boot and power of one node through its BMC (Redfish)
 description:
-  - Plans and applies a node's desired BMC state with bitten.redfish, the same code as C(bitten hardware) and the
+  - Plans and applies a node's desired BMC state with bitten.hardware, the same code as C(bitten hardware) and the
     Pulumi stack. BIOS attributes go to the BMC's C(@Redfish.Settings) object and apply at the next reboot (they are
     reported as pending until then). The one-time boot (Pxe, Cd with an ISO URL, Hdd) is set when the node is
     powered on or restarted by this task. HPE iLO (sessions, Managers/1/VirtualMedia, Oem.Hpe) and plain Redfish.
@@ -170,8 +170,8 @@ def main() -> None:
     try:
         from pydantic import ValidationError
 
-        from bitten.redfish import Credentials, Desired, Endpoint, Options, RetryPolicy, Timeouts, Tls, run_node
-        from bitten.redfish.fleet import Settings, Target
+        from bitten.hardware import Credentials, Desired, Endpoint, Options, RetryPolicy, Timeouts, Tls, run_node
+        from bitten.hardware.fleet import Settings, Target
         from bitten.site.model import Bmc, Boot
     except ImportError as exc:
         module.fail_json(msg=f"{sys.executable} cannot import bitten ({exc}); run this module on the controller "

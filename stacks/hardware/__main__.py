@@ -2,6 +2,6 @@
 
 from pathlib import Path
 
-from bitten.redfish.stack import program
+from bmc_program import program
 
 program(Path(__file__).resolve().parent)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pulumi
 
-from bitten.site import Site, load_site
+from bitten.capabilities import load_site
+from bitten.site import Site
 from bitten.ucloud import imconfig
 from bitten.ucloud.dynamic import UCloudProvider
 from bitten.ucloud.provider import spec_from_site

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bitten.cooling.httpserve import Server, base_url, in_thread
-from bitten.cooling.mockup import serve_mockup
-from bitten.cooling.modbus_sim import ModbusSim
-from bitten.cooling.simulator import CduSimulator, ConstantLoad, Plant, serve_cdus
+from bitten.lab.doubles.cdu import CduSimulator, ConstantLoad, Plant, serve_cdus
+from bitten.lab.doubles.mockup import serve_mockup
+from bitten.lab.doubles.modbus import ModbusSim
+from bitten.lab.httpserve import Server, base_url, in_thread
 from bitten.site.model import RegisterMap
 
 from .helpers import ELECTRICITY_MAP, HEAT_METER_MAP

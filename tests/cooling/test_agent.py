@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bitten.cooling.actions import GpuPowerCapper
 from bitten.cooling.agent import Agent, backoff
-from bitten.cooling.httpserve import base_url
 from bitten.cooling.metrics import AgentCollector
 from bitten.cooling.slurm import MemorySlurm
+from bitten.lab.httpserve import base_url
 
 from .helpers import agent_config
 

@@ -9,11 +9,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from bitten.capabilities import load_site, render_file
 from bitten.cli import app
 from bitten.cooling.config import ConfigError, load_config, parse_config
 from bitten.cooling.slurm import MemorySlurm, Scontrol, SlurmError, parse_show_node
-from bitten.render import render_file
-from bitten.site import load_site
 
 REPO = Path(__file__).resolve().parents[2]
 PATH = "/etc/bitten/cooling/agent.yaml"

@@ -16,25 +16,25 @@ import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 from rich.console import Console
 
-import bitten.cooling.lab as cooling_lab
+import bitten.lab.layers.cooling as cooling_lab
+from bitten.capabilities import load_site, render_file
 from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
-from bitten.cooling.httpserve import in_thread
 from bitten.cooling.metrics import AgentCollector
-from bitten.cooling.simulator import CduSimulator, ConstantLoad, Plant, serve_cdus
 from bitten.cooling.slurm import MemorySlurm
+from bitten.core.pki import server_tls
+from bitten.lab.doubles.cdu import CduSimulator, ConstantLoad, Plant, serve_cdus
+from bitten.lab.httpserve import in_thread
 from bitten.lab.lab import SERVICES, SUMMARIES, Lab
-from bitten.pki import server_tls
-from bitten.render import render_file
-from bitten.site import load_site
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_layer_registers_the_plant_and_a_summary() -> None:
-    from bitten.lab.services import LAYERS, load_layers
+    from bitten.lab.layers import LAYERS
+    from bitten.lab.layers import load as load_layers
 
-    assert "bitten.cooling.lab" in LAYERS
+    assert "bitten.lab.layers.cooling" in LAYERS
     load_layers()
     service = next(s for s in SERVICES if s.name == "cooling-plant")
     assert cooling_lab.summary in SUMMARIES

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from bitten.cooling.modbus import DeviceError, ModbusMeter, WriteRefused
-from bitten.cooling.modbus_sim import ModbusSim
+from bitten.lab.doubles.modbus import ModbusSim
 from bitten.site.model import ModbusDevice, RegisterMap
 
 # ECL Comfort 310-style: register = PNU - 1, temperatures x100 (application dependent), 192 degC = open sensor.

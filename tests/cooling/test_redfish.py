@@ -11,11 +11,11 @@ import pytest
 
 from bitten.cooling.agent import cdu_view
 from bitten.cooling.alarms import evaluate
-from bitten.cooling.httpserve import base_url, in_thread, serve
-from bitten.cooling.mockup import serve_mockup
 from bitten.cooling.modbus import DeviceError, WriteRefused
 from bitten.cooling.redfish import RedfishCdu
-from bitten.pki import server_tls
+from bitten.core.pki import server_tls
+from bitten.lab.doubles.mockup import serve_mockup
+from bitten.lab.httpserve import base_url, in_thread, serve
 from bitten.site.model import LoopLimits
 
 

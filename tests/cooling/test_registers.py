@@ -9,9 +9,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from bitten.capabilities import load_site
 from bitten.cooling.modbus import DeviceError, WriteRefused, decode, encode, plan_blocks
-from bitten.cooling.modbus_sim import encode_value
-from bitten.site import SiteError, load_site
+from bitten.lab.doubles.modbus import encode_value
+from bitten.site import SiteError
 from bitten.site.model import Register, RegisterMap
 
 REPO = Path(__file__).resolve().parents[2]

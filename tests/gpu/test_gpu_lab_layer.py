@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import importlib
 
-from bitten.lab import lab, services
-from bitten.lab.gpu import gpu_checks, rows
+from bitten.lab import lab, layers
+from bitten.lab.layers.gpu import gpu_checks, rows
 
 
 def test_layer_registers_its_summary() -> None:
-    assert "bitten.lab.gpu" in services.LAYERS
-    importlib.import_module("bitten.lab.gpu")
+    assert "bitten.lab.layers.gpu" in layers.LAYERS
+    importlib.import_module("bitten.lab.layers.gpu")
     assert gpu_checks in lab.SUMMARIES
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bitten.render import render_file
-from bitten.site import Site, load_site
+from bitten.capabilities import load_site, render_file
+from bitten.site import Site
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Test peers for bitten.redfish: the sushy-tools emulator (TLS, basic auth), the iLO-shaped fake, the DMTF mockup.
+"""Test peers for bitten.hardware: the sushy-tools emulator (TLS, basic auth), the iLO-shaped fake, the DMTF mockup.
 
 Every peer listens on loopback with TLS from a test CA; clients verify against that CA (verification stays on).
 """
@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from bitten.cooling.httpserve import base_url, in_thread
-from bitten.cooling.mockup import serve_mockup
-from bitten.pki import CertificateAuthority
-from bitten.redfish.credentials import Credentials
-from bitten.redfish.emulator import EmulatorServer, SystemSpec, write_htpasswd
-from bitten.redfish.faults import FaultInjector
-from bitten.redfish.fleet import Settings
-from bitten.redfish.ilo import IloFake, IloSpec
-from bitten.redfish.serving import WsgiServer
-from bitten.redfish.transport import Endpoint, RetryPolicy, Timeouts, Tls
+from bitten.core.pki import CertificateAuthority
+from bitten.core.redfish.connection import Endpoint, RetryPolicy, Timeouts, Tls
+from bitten.core.redfish.credentials import Credentials
+from bitten.hardware.fleet import Settings
+from bitten.lab.doubles.bmc_emulator import EmulatorServer, SystemSpec, write_htpasswd
+from bitten.lab.doubles.faults import FaultInjector
+from bitten.lab.doubles.ilo import IloFake, IloSpec
+from bitten.lab.doubles.mockup import serve_mockup
+from bitten.lab.httpserve import base_url, in_thread
+from bitten.lab.serve import WsgiServer
 
 USER = "bitten-test"
 PASSWORD = "emulator-test-password-7d1f"

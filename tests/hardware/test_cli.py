@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bitten.cli import app
-from bitten.redfish.faults import Fault
+from bitten.lab.doubles.faults import Fault
 
 from .conftest import LAB_HOSTS, PASSWORD, USER, Emulator, Pki, lab_inventory, lab_systems
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bitten.redfish.credentials import CredentialStore
-from bitten.redfish.errors import CredentialsError
+from bitten.core.redfish.errors import CredentialsError
+from bitten.hardware.credentials import CredentialStore
 
 
 def test_environment_pair() -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bitten.redfish import PlanError, run_node
-from bitten.redfish.emulator import SystemSpec
-from bitten.redfish.fleet import Target
-from bitten.redfish.node import Node
-from bitten.redfish.plan import Desired, Observed, Options
-from bitten.redfish.transport import Connection
+from bitten.core.redfish.connection import Connection
+from bitten.hardware import PlanError, run_node
+from bitten.hardware.fleet import Target
+from bitten.hardware.node import Node
+from bitten.hardware.plan import Desired, Observed, Options
+from bitten.lab.doubles.bmc_emulator import SystemSpec
 from bitten.site.model import Boot
 
 from .conftest import CREDS, Emulator, Pki
@@ -133,9 +133,9 @@ def test_boot_once_from_virtual_media(start_emulator: Callable[..., Emulator], p
 
 def test_tls_verification_is_on_by_default(start_emulator: Callable[..., Emulator], pki: Pki,
                                            tmp_path: Path) -> None:
-    from bitten.pki import CertificateAuthority
-    from bitten.redfish.fleet import Settings
-    from bitten.redfish.transport import Tls
+    from bitten.core.pki import CertificateAuthority
+    from bitten.core.redfish.connection import Tls
+    from bitten.hardware.fleet import Settings
 
     emu = start_emulator([SystemSpec("n1")])
     other_ca = CertificateAuthority(tmp_path / "other").ensure()
@@ -151,9 +151,9 @@ def test_tls_verification_is_on_by_default(start_emulator: Callable[..., Emulato
 
 def test_one_bmc_per_port(tmp_path: Path, pki: Pki, htpasswd: Path) -> None:
     """port_per_system: each system behind its own port, its Systems collection listing only itself."""
-    from bitten.redfish.emulator import EmulatorServer
-    from bitten.redfish.fleet import run_fleet
-    from bitten.redfish.transport import Endpoint
+    from bitten.core.redfish.connection import Endpoint
+    from bitten.hardware.fleet import run_fleet
+    from bitten.lab.doubles.bmc_emulator import EmulatorServer
 
     specs = [SystemSpec(f"n{i}") for i in range(3)]
     with EmulatorServer(specs, tmp_path / "state", cert=(pki.cert, pki.key), auth_file=htpasswd,

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from bitten.redfish import run_fleet, run_node
-from bitten.redfish.credentials import Credentials
-from bitten.redfish.emulator import SystemSpec
-from bitten.redfish.faults import Fault
-from bitten.redfish.fleet import Settings, Target
-from bitten.redfish.ilo import SESSIONS, IloFake, IloSpec
-from bitten.redfish.plan import Desired
-from bitten.redfish.serving import WsgiServer
-from bitten.redfish.transport import Endpoint, RetryPolicy, Timeouts
+from bitten.core.redfish.connection import Endpoint, RetryPolicy, Timeouts
+from bitten.core.redfish.credentials import Credentials
+from bitten.hardware import run_fleet, run_node
+from bitten.hardware.fleet import Settings, Target
+from bitten.hardware.plan import Desired
+from bitten.lab.doubles.bmc_emulator import SystemSpec
+from bitten.lab.doubles.faults import Fault
+from bitten.lab.doubles.ilo import SESSIONS, IloFake, IloSpec
+from bitten.lab.serve import WsgiServer
 from bitten.site.model import Boot
 
 from .conftest import CREDS, PASSWORD, USER, Emulator, Ilo, Pki

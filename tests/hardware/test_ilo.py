@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bitten.redfish import run_node
-from bitten.redfish.fleet import Target
-from bitten.redfish.ilo import BIOS_SETTINGS, SESSIONS, VMEDIA
-from bitten.redfish.plan import Desired, Options
-from bitten.redfish.transport import Connection
+from bitten.core.redfish.connection import Connection
+from bitten.hardware import run_node
+from bitten.hardware.fleet import Target
+from bitten.hardware.plan import Desired, Options
+from bitten.lab.doubles.ilo import BIOS_SETTINGS, SESSIONS, VMEDIA
 from bitten.site.model import Boot
 
 from .conftest import CREDS, Ilo, Pki
@@ -41,7 +41,7 @@ def test_boot_override_never_sends_the_mode_to_ilo(start_ilo: Callable[..., Ilo]
     # the fake refuses BootSourceOverrideMode (iLO takes the boot mode from the BIOS attribute BootMode)
     ilo = start_ilo(macs=(MAC,), power_delay=0.3)
     with Connection(ilo.endpoint(), CREDS, pki.tls) as conn:
-        from bitten.redfish.node import Node
+        from bitten.hardware.node import Node
 
         node = Node(conn)
         plan, observed = node.plan(XD685)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bitten.redfish import run_node
-from bitten.redfish.emulator import SystemSpec
-from bitten.redfish.fleet import Target
-from bitten.redfish.plan import Desired, Options
-from bitten.redfish.transport import Endpoint
+from bitten.core.redfish.connection import Endpoint
+from bitten.hardware import run_node
+from bitten.hardware.fleet import Target
+from bitten.hardware.plan import Desired, Options
+from bitten.lab.doubles.bmc_emulator import SystemSpec
 
 from .conftest import CREDS, Emulator, Pki
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from rich.console import Console
 
+from bitten.capabilities import load_site
 from bitten.lab.lab import SERVICES, Lab
-from bitten.site import load_site
 
 from .conftest import LAB_HOSTS, REPO, lab_inventory
 
@@ -32,7 +32,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """inventory/lab with its gateway moved to 127.0.0.1 and the redfish service running there."""
-    from bitten.lab.services import load_layers
+    from bitten.lab.layers import load as load_layers
 
     load_layers()
     root = tmp_path_factory.mktemp("labroot")

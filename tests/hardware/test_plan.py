@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bitten.redfish.plan import Desired, Media, Observed, Options, make_plan, same_value
+from bitten.hardware.plan import Desired, Media, Observed, Options, make_plan, same_value
 from bitten.site.model import Boot
 
 BIOS = {"ProcSMT": "Enabled", "WorkloadProfile": "GeneralPowerEfficientCompute", "NetworkBootRetryCount": 20}

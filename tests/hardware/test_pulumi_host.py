@@ -15,8 +15,8 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from bitten.redfish.emulator import SystemSpec
-from bitten.redfish.pulumi_provider import RedfishNodeProvider
+from bitten.hardware.pulumi_provider import RedfishNodeProvider
+from bitten.lab.doubles.bmc_emulator import SystemSpec
 
 from .conftest import Emulator, Pki
 from .test_pulumi_provider import MAC, props

@@ -4,6 +4,7 @@ and the provider as the engine would ship it (dill, in ``__provider``)."""
 from __future__ import annotations
 
 import base64
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,14 @@ import dill
 import pulumi
 import yaml
 
-from bitten.redfish.pulumi_provider import RedfishNodeProvider
-from bitten.redfish.stack import declare, program
-from bitten.site import load_site
+from bitten.capabilities import load_site
+from bitten.hardware.pulumi_provider import RedfishNodeProvider
+from bitten.hardware.stack import declare
 
 from .conftest import LAB_HOSTS, REPO
+
+sys.path.insert(0, str(REPO / "stacks" / "hardware"))
+from bmc_program import program
 
 DYNAMIC = "pulumi-python:dynamic/bitten:RedfishNode"
 

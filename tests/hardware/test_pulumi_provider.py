@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from bitten.redfish import run_node
-from bitten.redfish.emulator import SystemSpec
-from bitten.redfish.fleet import Target
-from bitten.redfish.plan import Desired
-from bitten.redfish.pulumi_provider import RedfishNodeProvider
+from bitten.hardware import run_node
+from bitten.hardware.fleet import Target
+from bitten.hardware.plan import Desired
+from bitten.hardware.pulumi_provider import RedfishNodeProvider
+from bitten.lab.doubles.bmc_emulator import SystemSpec
 
 from .conftest import CREDS, PASSWORD, USER, Emulator, Pki
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bitten.site import SiteError, load_site
+from bitten.capabilities import load_site
+from bitten.site import SiteError
 
 from .conftest import REPO
 

@@ -113,7 +113,7 @@ def test_a_node_with_a_lease_that_never_reports() -> None:
     prov = Provisioner(clock, leases=[(1003.0, "10.77.0.41")])
     result = wait_for_boot(node(), prov, FakeBmc(), since=1000.0, timeout=60, clock=clock, sleep=clock.sleep)
     assert not result.ok
-    assert "got its lease (10.77.0.41) but never reported up within 60 s (last report: none)" == result.problem
+    assert result.problem == "got its lease (10.77.0.41) but never reported up within 60 s (last report: none)"
 
 
 def test_a_node_that_reports_failure_fails_at_once() -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bitten.capabilities import load_site
 from bitten.provision.nodes import boot_nodes, http_base, provisioner, recipes
 from bitten.provision.recipe import Recipe
-from bitten.site import SiteError, load_site
+from bitten.site import SiteError
 from bitten.site.model import ImageRecipe
 
 from conftest import INVENTORIES

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bitten.files import spec_for
+from bitten.capabilities import FILES, load_site, render_file, render_tree
+from bitten.core.files import spec_and_item
 from bitten.provision.nodes import boot_nodes
-from bitten.render import render_file, render_tree
-from bitten.site import load_site
 
 from conftest import INVENTORIES
 
@@ -47,11 +46,12 @@ def test_boot_scripts_name_the_image_build_and_the_deploy(bitten_site) -> None: 
     image = nodes["gpu01"].image_id
     assert f"set image http://10.20.0.11/images/bitten-compute/{image}" in gpu
     assert "bitten.deploy=disk bitten.disk=/dev/nvme0n1" in gpu
-    assert "rdinit=/sbin/init" in gpu and "initrd --name identity.cpio http://10.20.0.11/nodes/gpu01/identity.cpio" in gpu
+    assert "rdinit=/sbin/init" in gpu
+    assert "initrd --name identity.cpio http://10.20.0.11/nodes/gpu01/identity.cpio" in gpu
     assert "bitten.deploy" not in cpu and f"bitten.image={nodes['cpu01'].image_id}" in cpu
     with pytest.raises(KeyError, match="not one of its items"):
         render_file(bitten_site, "/srv/bitten/provision/http/nodes/login01/boot.ipxe", "ctl01")
-    assert spec_for("/srv/bitten/provision/http/nodes/cpu07/boot.ipxe")[1] == "cpu07"
+    assert spec_and_item(FILES, "/srv/bitten/provision/http/nodes/cpu07/boot.ipxe")[1] == "cpu07"
 
 
 def test_each_overlay_goes_only_to_its_node(bitten_site) -> None:  # type: ignore[no-untyped-def]

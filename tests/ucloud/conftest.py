@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bitten.pki import ServerTls, server_tls
-from bitten.site import Site, load_site
-from bitten.ucloud.coredouble import CoreDouble
+from bitten.capabilities import load_site
+from bitten.core.pki import ServerTls, server_tls
+from bitten.lab.doubles.ucloud_core import CoreDouble
+from bitten.site import Site
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "admin-token-for-tests"

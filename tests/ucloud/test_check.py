@@ -8,11 +8,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bitten.cli import app
-from bitten.pki import ServerTls
+from bitten.core.pki import ServerTls
+from bitten.lab.doubles.ucloud_core import CoreDouble
 from bitten.site import Site
 from bitten.ucloud import imconfig
 from bitten.ucloud.core import CoreClient, ProviderSpec
-from bitten.ucloud.coredouble import CoreDouble
 
 from .conftest import ADMIN, ROOT
 

@@ -7,7 +7,8 @@ import socket
 import jwt
 import pytest
 
-from bitten.pki import ServerTls
+from bitten.core.pki import ServerTls
+from bitten.lab.doubles.ucloud_core import CoreDouble, public_key_pem
 from bitten.ucloud import provider
 from bitten.ucloud.core import (
     CoreAuthError,
@@ -18,7 +19,6 @@ from bitten.ucloud.core import (
     CoreUnreachable,
     ProviderSpec,
 )
-from bitten.ucloud.coredouble import CoreDouble, public_key_pem
 
 from .conftest import ADMIN
 

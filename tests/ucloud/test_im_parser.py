@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bitten.ucloud.coredouble import generate_keys
+from bitten.lab.doubles.ucloud_core import generate_keys
 from bitten.ucloud.im.parser import ParsedIM, parse_config, parse_directory, parse_public_key, parse_server
 from bitten.ucloud.im.products import products_of
 

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from bitten.capabilities import load_site, render_file
 from bitten.cli import app
-from bitten.render import render_file
-from bitten.site import Site, SiteError, load_site
+from bitten.site import Site, SiteError
 from bitten.ucloud import imconfig
 from bitten.ucloud.im.parser import ConfigInvalid, parse_config, parse_server
 

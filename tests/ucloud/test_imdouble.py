@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bitten.render import render_file
+from bitten.capabilities import render_file
+from bitten.lab.doubles import ucloud_im as imdouble
+from bitten.lab.doubles.ucloud_core import CoreDouble, generate_keys
+from bitten.lab.doubles.ucloud_package import build
 from bitten.site import Site
-from bitten.ucloud import imdouble
 from bitten.ucloud.check import compare
 from bitten.ucloud.core import CoreClient, ProviderSpec
-from bitten.ucloud.coredouble import CoreDouble, generate_keys
 from bitten.ucloud.im.parser import parse_directory
-from bitten.ucloud.package import build
 
 from .conftest import ADMIN
 

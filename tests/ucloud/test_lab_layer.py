@@ -18,11 +18,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from bitten.capabilities import load_site
 from bitten.lab.lab import SERVICES, SUMMARIES, Lab
-from bitten.lab.services import LAYERS, load_layers
-from bitten.site import load_site
+from bitten.lab.layers import LAYERS
+from bitten.lab.layers import load as load_layers
+from bitten.lab.layers import ucloud as ucloud_lab
 from bitten.ucloud import imconfig
-from bitten.ucloud import lab as ucloud_lab
 from bitten.ucloud.core import CoreClient
 
 from .conftest import ROOT
@@ -65,7 +66,7 @@ def core_process(loopback_lab: Lab) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def test_layer_is_registered() -> None:
-    assert "bitten.ucloud.lab" in LAYERS
+    assert "bitten.lab.layers.ucloud" in LAYERS
     load_layers()
     assert any(s.name == "ucloud-core" for s in SERVICES)
     assert ucloud_lab.slurm_summary in SUMMARIES

@@ -13,9 +13,9 @@ from typing import Any
 import pulumi
 import pytest
 
+from bitten.lab.doubles.ucloud_core import CoreDouble
 from bitten.site import Site
 from bitten.ucloud.core import CoreClient
-from bitten.ucloud.coredouble import CoreDouble
 from bitten.ucloud.dynamic import ProviderOnCore
 
 from .conftest import ADMIN, ROOT

@@ -190,105 +190,6 @@ def resume(
     out.print(f"resumed {', '.join(ours) or 'nothing (no node of the loop was drained by the agent)'}")
 
 
-@app.command()
-def mockup(
-    directory: Annotated[Path, typer.Argument(help="a Redfish mockup directory (with index.json)")],
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-    cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM); with --key serves https")] = None,
-    key: Annotated[Path | None, typer.Option(help="TLS key (PEM)")] = None,
-) -> None:
-    """Serve a DMTF Redfish mockup read-only (the tests' and Molecule's stand-in for a real CDU)."""
-    from bitten.cooling.mockup import serve_mockup
-
-    server = serve_mockup(directory, host, port, certfile=str(cert) if cert else None,
-                          keyfile=str(key) if key else None)
-    out.print(f"serving {directory} read-only on {host}:{server.server_address[1]}")
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
-    server.serve_forever()
-
-
-@app.command()
-def simulate(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="an agent configuration to simulate")] = None,
-    inventory: Annotated[Path | None, typer.Option(help="or a site inventory (its agent config is rendered)")] = None,
-    bind: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
-    advertised: Annotated[str | None, typer.Option(help="the host name the config uses for this plant "
-                                                   "(default: --host)")] = None,
-    cdu_port: Annotated[int, typer.Option(help="port of the simulated Redfish CDU(s)")] = 8444,
-    modbus_port: Annotated[int, typer.Option(help="port of the simulated Modbus meters")] = 5020,
-    tls_dir: Annotated[Path | None, typer.Option(help="CA and certificate for https CDUs (created if missing)")] = None,
-    load: Annotated[str, typer.Option(help="constant:KW, sine:BASE:AMPLITUDE[:PERIOD_S] or slurm:CONTAINER")] =
-        "sine:40:15:900",
-) -> None:
-    """The lab's cooling plant: a Redfish CDU and Modbus meters whose readings follow a load."""
-    from bitten.cooling.plant import build_plant, parse_load, run_plant
-
-    logging.basicConfig(level="INFO", stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    cfg = _config(config) if config else _config_from_inventory(inventory)
-    try:
-        source = parse_load(load, cfg)
-        plant = build_plant(cfg, source, bind=bind, cdu_port=cdu_port, modbus_port=modbus_port, tls_dir=tls_dir,
-                            advertised_host=advertised)
-    except ValueError as exc:
-        err.print(f"[red]error[/]: {exc}")
-        raise typer.Exit(EXIT_INVALID) from None
-    if plant.cdu_server is None and plant.modbus is None:
-        err.print(f"[red]error[/]: no CDU at {advertised or bind}:{cdu_port} and no meter at {advertised or bind}:"
-                  f"{modbus_port} in the configuration")
-        raise typer.Exit(EXIT_INVALID)
-    out.print(f"cooling plant on {bind}: CDU port {cdu_port if plant.cdu_server else '-'}, Modbus port "
-              f"{modbus_port if plant.modbus else '-'} (units {sorted(plant.roles)}), load {load}"
-              + (f", CA {plant.ca_file}" if plant.ca_file else ""))
-    signal.signal(signal.SIGTERM, lambda *_: plant.stop.set())
-    signal.signal(signal.SIGINT, lambda *_: plant.stop.set())
-    run_plant(plant, source)
-
-
-def _config_from_inventory(inventory: Path | None):  # type: ignore[no-untyped-def]
-    import yaml
-
-    from bitten.cli import load_or_exit
-    from bitten.cooling.config import parse_config
-    from bitten.render import render_file
-
-    if inventory is None:
-        err.print("[red]error[/]: give --config or --inventory")
-        raise typer.Exit(EXIT_INVALID)
-    site = load_or_exit([inventory])
-    if not site.cooling_agent_hosts:
-        err.print(f"[red]error[/]: {inventory} has no cooling devices (bitten_cooling)")
-        raise typer.Exit(EXIT_INVALID)
-    text = render_file(site, "/etc/bitten/cooling/agent.yaml", site.cooling_agent_hosts[0],
-                       _placeholder_secrets(site))
-    return parse_config(yaml.safe_load(text), str(inventory))
-
-
-def _placeholder_secrets(site) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """A simulator needs no real secrets: every CDU password is the placeholder text itself."""
-    return {f"cooling_cdu_{name}_password": f"<secret:cooling_cdu_{name}_password>" for name in site.cooling.cdus}
-
-
-@app.command()
-def leak(
-    inventory: Annotated[Path, typer.Argument(help="the lab inventory")] = Path("inventory/lab"),
-    loop: Annotated[str | None, typer.Option(help="the cooling loop (default: the first)")] = None,
-    clear: Annotated[bool, typer.Option("--clear", help="clear the simulated faults instead")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for the drain")] = 120.0,
-) -> None:
-    """Lab drill: a simulated leak on the loop's CDU, then the loop's nodes as Slurm shows them (drained)."""
-    from bitten.cli import load_or_exit
-    from bitten.cooling.lab import leak as run_leak
-    from bitten.lab.lab import Lab, LabError
-
-    try:
-        lab = Lab(inventory, load_or_exit([inventory]), out)
-    except LabError as exc:
-        err.print(f"[red]error[/]: {exc}")
-        raise typer.Exit(EXIT_INVALID) from None
-    raise typer.Exit(run_leak(lab, loop, clear, timeout))
-
-
 @energy_app.command()
 def report(
     period: Annotated[str, typer.Option(help="2026, 2026-03, or 2026-01-01..2026-07-01 (UTC, end exclusive)")],
@@ -327,12 +228,6 @@ def report(
             sys.stdout.write(to_json(rep))
     finally:
         book.close()
-
-
-def register(parent: typer.Typer) -> None:
-    """Add `cooling` and `energy` to the bitten command line."""
-    parent.add_typer(app, name="cooling", help="the cooling agent: CDUs, meters, alarms into Slurm, the ledger")
-    parent.add_typer(energy_app, name="energy", help="energy reports: PUE, ERF, ERE, REF, WUE, the EU report")
 
 
 def main() -> None:

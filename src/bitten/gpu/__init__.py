@@ -5,3 +5,7 @@ node, where the gpu role installs it as the stand-alone package ``bitten_gpu`` n
 command. The project's venv is not on compute nodes, so every module here uses the standard library only and
 imports its siblings relatively (tests/gpu/test_gpu_package.py keeps it that way).
 """
+
+#: the modules the gpu role copies to compute nodes (capability.py, the site model's side, stays on the controller)
+NODE_MODULES: tuple[str, ...] = ("__init__.py", "check.py", "drivers.py", "health.py", "run.py", "slurm.py", "smi.py",
+                                 "topology.py", "xid.py")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bitten.pki import CertificateAuthority
+from bitten.core.pki import CertificateAuthority
 
 
 def lab_ca(state: Path) -> CertificateAuthority:

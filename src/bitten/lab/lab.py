@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +18,10 @@ import hostlist
 from rich.console import Console
 from rich.table import Table
 
+from bitten.lab import layers
 from bitten.lab import podman as pm
 from bitten.lab.image import Recipe, ensure_image
+from bitten.lab.service import SERVICES, SETUPS, SUMMARIES, TEARDOWNS, LabService
 from bitten.site.model import Lab as LabSettings
 from bitten.site.model import Site
 
@@ -31,6 +33,9 @@ class LabError(RuntimeError):
     pass
 
 
+__all__ = ["SERVICES", "SUMMARIES", "Lab", "LabError", "LabService", "Recap"]
+
+
 @dataclass
 class Recap:
     changed: dict[str, int] = field(default_factory=dict)
@@ -40,29 +45,6 @@ class Recap:
     @property
     def total_changed(self) -> int:
         return sum(self.changed.values())
-
-
-@dataclass
-class LabService:
-    """A process the lab runs on this machine (an emulator or a test double), bound to the network gateway."""
-
-    name: str
-    #: argv, given the lab (so it can read the site and the gateway address)
-    argv: Callable[[Lab], list[str]]
-    #: a line or table for the summary, or None
-    summary: Callable[[Lab], object] | None = None
-    #: TCP port to wait for after start
-    port: Callable[[Lab], int] | None = None
-
-
-#: services that `bitten lab up` starts before the playbooks; layers append theirs
-SERVICES: list[LabService] = []
-#: extra summary sections, run after the playbooks
-SUMMARIES: list[Callable[[Lab], object]] = []
-#: steps a layer runs after the containers are up and before the services start (e.g. define virtual machines)
-SETUPS: list[Callable[[Lab], None]] = []
-#: what a layer removes at `lab down`, after the services stop: returns {kind: [names]} for the report
-TEARDOWNS: list[Callable[[Lab], dict[str, list[str]]]] = []
 
 
 class Lab:
@@ -107,9 +89,7 @@ class Lab:
 
     # --- up -----------------------------------------------------------------------------------------------
     def up(self, playbook: Path | None = None, extra_args: Sequence[str] = ()) -> Recap:
-        from bitten.lab.services import load_layers
-
-        load_layers()
+        layers.load()
         with self.console.status("base image") as status:
             ref, built = ensure_image(self.recipe, log=lambda line: status.update(f"base image: {line}"))
         self.console.print(f"[green]✓[/] base image {ref} ({'built' if built else 'cached'})")
@@ -308,9 +288,7 @@ class Lab:
     # --- down ---------------------------------------------------------------------------------------------
     def down(self) -> dict[str, list[str]]:
         """Remove what this lab created (by label) and stop its services; nothing else is touched."""
-        from bitten.lab.services import load_layers
-
-        load_layers()
+        layers.load()
         removed: dict[str, list[str]] = {"services": [], "containers": [], "networks": [], "volumes": []}
         if self.run_dir.exists():
             for pidfile in sorted(self.run_dir.glob("*.pid")):

@@ -12,10 +12,10 @@ from typing import Any
 
 import sushy
 
+from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts, Tls, translated
+from bitten.core.redfish.credentials import Credentials
+from bitten.core.redfish.errors import RedfishError
 from bitten.provision.boot import BmcView
-from bitten.redfish.credentials import Credentials
-from bitten.redfish.errors import RedfishError
-from bitten.redfish.transport import Connection, Endpoint, RetryPolicy, Timeouts, Tls, translated
 
 
 def view_of(system_json: dict[str, Any]) -> BmcView:

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 from bitten.provision.nodes import provision_profile, provisioners
 from bitten.site import model as m
-from bitten.site.build import Locator
+from bitten.site.locate import Declared, Locator
 from bitten.site.problems import Problem
 
 VAR = "bitten_provision"
 
 
-def check_provision(site: m.Site, locator: Locator, declared: dict[str, set[str]]) -> Iterator[Problem]:
+def check_provision(site: m.Site, locator: Locator, declared: Declared) -> Iterator[Problem]:
     serving = provisioners(site)
     provision = site.provision
     if provision is None:

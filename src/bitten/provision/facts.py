@@ -9,7 +9,8 @@ from bitten.provision.nodes import HTTP_ROOT, STATE_DIR, TFTP_ROOT, boot_nodes, 
 from bitten.site.model import Site
 
 
-def provisioner_facts(site: Site) -> dict[str, Any]:
+def provisioner_facts(site: Site, host: str | None = None) -> dict[str, Any]:
+    """The provisioner, its nodes and their images (the same for every host: ``host`` is not used)."""
     host = provisioner(site)
     if site.provision is None or host is None:
         return {"provisioner": None, "nodes": {}, "images": {}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from bitten.files import FileSpec
+from bitten.core.files import FileSpec, SecretFn
 from bitten.provision.nodes import HTTP_ROOT, boot_node_names, boot_nodes, http_base, provisioners
 from bitten.site.model import Site
 
@@ -29,14 +29,14 @@ def _boot_nodes(site: Site) -> list[str]:
     return boot_node_names(site)
 
 
-def _nodes_json(site: Site, host: str | None, item: str | None) -> str:
+def _nodes_json(site: Site, host: str | None, secret: SecretFn) -> str:
     """The report service's list of the nodes it may hear from (and the image each one must run)."""
     nodes = {name: {"mac": n.mac, "ip": str(n.ip), "image_id": n.image_id, "deploy": n.deploy, "disk": n.disk}
              for name, n in boot_nodes(site).items()}
     return json.dumps({"nodes": nodes}, indent=1, sort_keys=True) + "\n"
 
 
-def _node_json(site: Site, host: str | None, item: str | None) -> str:
+def _node_json(site: Site, host: str | None, secret: SecretFn) -> str:
     """What a node reports when it is up, and where to."""
     assert host is not None
     node = boot_nodes(site)[host]
@@ -47,26 +47,26 @@ def _node_json(site: Site, host: str | None, item: str | None) -> str:
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
-def _authorized_keys(site: Site, host: str | None, item: str | None) -> str:
+def _authorized_keys(site: Site, host: str | None, secret: SecretFn) -> str:
     keys = site.provision.admin_keys if site.provision else ()
     return "".join(f"{key}\n" for key in keys)
 
 
-FILES: list[FileSpec] = [
-    FileSpec("/etc/dnsmasq.d/bitten-provision.conf", "provision/dnsmasq.conf.j2", _provisioners,
+FILES: tuple[FileSpec, ...] = (
+    FileSpec("/etc/dnsmasq.d/bitten-provision.conf", _provisioners, "provision/dnsmasq.conf.j2",
              description="DHCP (a reservation per node, unknown MACs ignored), TFTP for iPXE, router advertisements"),
-    FileSpec("/etc/nginx/conf.d/bitten-provision.conf", "provision/nginx.conf.j2", _provisioners,
+    FileSpec("/etc/nginx/conf.d/bitten-provision.conf", _provisioners, "provision/nginx.conf.j2",
              description="HTTP for iPXE scripts, images and identity overlays (each only to its node); reports"),
-    FileSpec(NODES_JSON, None, _provisioners, render=_nodes_json,
+    FileSpec(NODES_JSON, _provisioners, render=_nodes_json,
              description="the nodes the report service hears from, with the image each one must run"),
-    FileSpec(BOOT_SCRIPT, "provision/boot.ipxe.j2", _provisioners, items=_boot_nodes,
+    FileSpec(BOOT_SCRIPT, _provisioners, "provision/boot.ipxe.j2", items=_boot_nodes,
              description="one iPXE script per provisioned node: its image, identity overlay and deploy mode"),
-    FileSpec("/etc/hostname", "provision/hostname.j2", _boot_nodes, per_host=True,
+    FileSpec("/etc/hostname", _boot_nodes, "provision/hostname.j2", per_host=True,
              description="identity overlay: the node's host name"),
-    FileSpec("/etc/systemd/network/10-bitten.network", "provision/network.j2", _boot_nodes, per_host=True,
+    FileSpec("/etc/systemd/network/10-bitten.network", _boot_nodes, "provision/network.j2", per_host=True,
              description="identity overlay: the node's address on the provisioning network (systemd-networkd)"),
-    FileSpec("/etc/bitten/node.json", None, _boot_nodes, per_host=True, render=_node_json,
+    FileSpec("/etc/bitten/node.json", _boot_nodes, render=_node_json, per_host=True,
              description="identity overlay: the image the node runs and where it reports when it is up"),
-    FileSpec("/root/.ssh/authorized_keys", None, _boot_nodes, render=_authorized_keys, mode="0600",
+    FileSpec("/root/.ssh/authorized_keys", _boot_nodes, render=_authorized_keys, mode="0600",
              description="identity overlay: the admin keys that may log in as root (bitten_provision.admin_keys)"),
-]
+)

@@ -8,8 +8,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from bitten.site import model as m
+from bitten.site.checks import Check, run_checks
 from bitten.site.inventory import InventoryData
-from bitten.site.problems import Problem, SiteError, origin_of
+from bitten.site.locate import Locator
+from bitten.site.problems import Problem, SiteError
 
 #: site-wide variables: the same value on every host, normally in group_vars/all
 SITE_VARS: dict[str, str] = {
@@ -36,29 +38,6 @@ HOST_VARS: dict[str, str] = {
 REQUIRED_SITE_VARS = ("bitten_site", "bitten_slurm", "bitten_partitions")
 
 T = TypeVar("T", bound=BaseModel)
-
-
-class Locator:
-    """Finds the file (and line) a value came from, for messages."""
-
-    def __init__(self, data: InventoryData, reference_host: str | None) -> None:
-        self.data = data
-        self.reference_host = reference_host
-
-    def find(self, host: str | None, var: str, path: Sequence[str | int] = ()) -> str:
-        owner = host or self.reference_host
-        fallback = self.data.host_files.get(owner or "", self.data.sources[0] if self.data.sources else "?")
-        if owner is None:
-            return fallback
-        value: Any = self.data.hostvars.get(owner, {}).get(var)
-        best = origin_of(value)
-        for key in path:
-            try:
-                value = value[key]
-            except (KeyError, IndexError, TypeError):
-                break
-            best = origin_of(value) or best
-        return best or fallback
 
 
 def _loc(path: Sequence[str | int]) -> str:
@@ -101,8 +80,11 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or a == b
 
 
-def build_site(data: InventoryData) -> m.Site:
-    """Validate inventory variables into a Site, or raise SiteError listing every problem."""
+def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
+    """Validate inventory variables into a Site, or raise SiteError listing every problem.
+
+    The site's own checks always run; ``checks`` are the capabilities' cross-checks (bitten.capabilities).
+    """
     problems: list[Problem] = list(data.problems)
     hosts = sorted(data.hostvars)
     reference = hosts[0] if hosts else None
@@ -193,9 +175,7 @@ def build_site(data: InventoryData) -> m.Site:
         cooling=cooling or m.Cooling(), ucloud=ucloud, provision=provision, lab=lab,
         assumptions=tuple(str(a) for a in assumptions),
     )
-    from bitten.site.checks import cross_check
-
-    problems.extend(cross_check(site, locator, _declared(site_raw)))
+    problems.extend(run_checks(site, locator, _declared(site_raw), checks))
     if problems:
         raise SiteError(problems)
     assert info is not None and slurm is not None

@@ -10,8 +10,8 @@ restarts too. Running jobs survive both paths: slurmstepd is independent of slur
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 Action = Literal["none", "reconfigure", "restart"]
 
@@ -78,3 +78,9 @@ def change_plan(old: str | None, new: str, version: str, changed_files: Iterable
     if not recent and changed & NODE_FILES:
         return "restart"
     return "reconfigure"
+
+
+def tres_weights(weights: Mapping[str, Any]) -> str:
+    """TRESBillingWeights value from a mapping: {"CPU": 1.0, "GRES/gpu": 2} -> CPU=1.0,GRES/gpu=2.0."""
+    return ",".join(f"{key}={value if isinstance(value, str) else repr(float(value))}"
+                    for key, value in weights.items())

@@ -5,5 +5,5 @@
 - ``bitten.ucloud.core``: a client for UCloud/Core (provider, token refresh, products);
 - ``bitten.ucloud.provider``: the provider on Core, created or adopted idempotently (Pulumi and Ansible use it);
 - ``bitten.ucloud.check``: are the site's products registered on Core?
-- ``bitten.ucloud.coredouble`` and ``bitten.ucloud.imdouble``: test doubles of Core and of the IM.
+- ``bitten.lab.doubles.ucloud_core`` and ``bitten.lab.doubles.ucloud_im``: test doubles of Core and of the IM.
 """

@@ -674,10 +674,29 @@ def parse_config(text: str, file: str = "config.yml", *, secrets_text: str | Non
     return result
 
 
+# --- product names (the IM's buildMachineName; products.py builds the products themselves) ---
+
+
+def resource_amount(resource: str, config: MachineConfig) -> int:
+    """How many of ``resource`` (Cpu, Gpu, Memory) one product size gives."""
+    return {"Cpu": config.cpu, "Gpu": config.gpu, "Memory": config.memory_gb}.get(resource, 0)
+
+
+def machine_product_name(category: str, group: MachineGroup, config: MachineConfig) -> str:
+    """``<group>-<n>`` for the Cpu/Gpu/Memory suffixes, ``<category>-<n>-vcpu|gpu|gb`` for the V2 ones."""
+    suffix = group.name_suffix
+    if suffix == "CpuV2":
+        return f"{category}-{config.cpu}-vcpu"
+    if suffix == "GpuV2":
+        return f"{category}-{config.gpu}-gpu"
+    if suffix == "MemoryV2":
+        return f"{category}-{config.memory_gb}-gb"
+    return f"{group.name}-{resource_amount(suffix, config)}"
+
+
+
 def _product_rules(ctx: _Ctx, services: N, result: ParsedIM) -> None:
     """Rules bitten adds: the IM accepts these but Core would end up with fewer products than configured."""
-    from bitten.ucloud.im.products import machine_product_name
-
     categories: dict[str, str] = {}
     for fs in result.storage:
         categories[fs.name] = "fileSystems"

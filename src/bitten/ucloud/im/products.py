@@ -10,26 +10,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bitten.ucloud.im.parser import MachineCategory, MachineConfig, MachineGroup, ParsedIM, StorageCategory
+from bitten.ucloud.im.parser import (
+    MachineCategory,
+    ParsedIM,
+    StorageCategory,
+    machine_product_name,
+    resource_amount,
+)
 
 _UNIT_NAMES = {"Cpu": "Core", "Gpu": "GPU", "Memory": "GB"}
 _FREQUENCIES = {"Minutely": "PERIODIC_MINUTE", "Hourly": "PERIODIC_HOUR", "Daily": "PERIODIC_DAY"}
-
-
-def _pick(resource: str, config: MachineConfig) -> int:
-    return {"Cpu": config.cpu, "Gpu": config.gpu, "Memory": config.memory_gb}.get(resource, 0)
-
-
-def machine_product_name(category: str, group: MachineGroup, config: MachineConfig) -> str:
-    """``<group>-<n>`` for the Cpu/Gpu/Memory suffixes, ``<category>-<n>-vcpu|gpu|gb`` for the V2 ones."""
-    suffix = group.name_suffix
-    if suffix == "CpuV2":
-        return f"{category}-{config.cpu}-vcpu"
-    if suffix == "GpuV2":
-        return f"{category}-{config.gpu}-gpu"
-    if suffix == "MemoryV2":
-        return f"{category}-{config.memory_gb}-gb"
-    return f"{group.name}-{_pick(suffix, config)}"
 
 
 def _machine_category(provider: str, machine: MachineCategory) -> tuple[dict[str, Any], bool]:
@@ -54,7 +44,7 @@ def machine_products(provider: str, machine: MachineCategory) -> list[dict[str, 
     products = []
     for group in machine.groups:
         for config in group.configs:
-            price = math.floor(config.price * 1_000_000) if use_price else _pick(machine.payment.unit, config)
+            price = math.floor(config.price * 1_000_000) if use_price else resource_amount(machine.payment.unit, config)
             product: dict[str, Any] = {
                 "type": "compute", "category": category, "name": machine_product_name(machine.name, group, config),
                 "description": "A compute product", "productType": "COMPUTE", "price": price,

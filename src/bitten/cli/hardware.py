@@ -1,0 +1,138 @@
+"""``bitten hardware plan|apply|inventory INVENTORY``: BMC state for CI pipelines and sysadmins.
+
+Validates the site first (exit 2 on any problem, before a BMC is contacted), takes BMC credentials from the
+environment (BITTEN_BMC_USERNAME/BITTEN_BMC_PASSWORD or BITTEN_BMC_CREDENTIALS), and verifies TLS against the
+system trust store or ``--ca``. Exit 0 when every node succeeded, 1 when any failed (all are attempted).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bitten.cli.common import load_or_exit
+from bitten.core.redfish.connection import RetryPolicy, Timeouts, Tls
+from bitten.core.redfish.errors import CredentialsError
+from bitten.hardware.credentials import CredentialStore
+from bitten.hardware.fleet import DEFAULT_CONCURRENCY, Action, FleetResult, Settings, run_fleet
+from bitten.hardware.plan import Options
+from bitten.hardware.report import fleet_table, inventory_table, summary
+from bitten.hardware.targets import Selection, select
+from bitten.site import EXIT_INVALID
+
+app = typer.Typer(no_args_is_help=True, help="BMC state through Redfish: BIOS, one-time boot, power, inventory.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+InventoryArg = Annotated[list[Path], typer.Argument(help="inventory directory or file(s), as for ansible -i")]
+LimitOpt = Annotated[list[str], typer.Option("--limit", "-l", help="hosts or groups (repeat or comma-separate)")]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-j", min=1, max=1024,
+                                             help="BMCs worked on at the same time")]
+CaOpt = Annotated[Path | None, typer.Option("--ca", envvar="BITTEN_BMC_CA", exists=True, dir_okay=False,
+                                            help="CA bundle that signed the BMC certificates")]
+InsecureOpt = Annotated[bool, typer.Option("--insecure", help="do not verify BMC certificates (not recommended)")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="seconds to wait for a BMC to answer")]
+PowerTimeoutOpt = Annotated[float, typer.Option("--power-timeout", min=1, help="seconds a power transition may take")]
+RetriesOpt = Annotated[int, typer.Option("--retries", min=0, max=20, help="retries on timeouts, resets and 5xx")]
+NoMacOpt = Annotated[bool, typer.Option("--no-check-mac", help="do not require the BMC to report bitten_boot_mac")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON (for pipelines)")]
+VaultOpt = Annotated[str | None, typer.Option("--vault-password-file", help="for vaulted inventory variables",
+                                              envvar="ANSIBLE_VAULT_PASSWORD_FILE")]
+
+
+def _settings(ca: Path | None, insecure: bool, timeout: float, power_timeout: float, retries: int) -> Settings:
+    if insecure:
+        err.print("[yellow]warning[/]: --insecure: BMC certificates are not verified")
+    return Settings(tls=Tls(verify=not insecure, ca_file=str(ca) if ca else None),
+                    timeouts=Timeouts(connect=min(10.0, timeout), read=timeout, power=power_timeout),
+                    retry=RetryPolicy(attempts=retries + 1))
+
+
+def _select(inventory: list[Path], vault: str | None, limit: list[str]) -> Selection:
+
+    site = load_or_exit(inventory, vault)
+    try:
+        selection = select(site, CredentialStore.from_env(), limit)
+    except (KeyError, CredentialsError) as exc:
+        err.print(f"[red]error[/]: {exc.args[0] if isinstance(exc, KeyError) else exc}")
+        err.print("nothing was contacted.")
+        raise typer.Exit(EXIT_INVALID) from None
+    for host, why in selection.skipped.items():
+        err.print(f"[dim]skipped {host}: {why}[/]")
+    if not selection.targets:
+        err.print("[yellow]no node with a BMC and a hardware profile was selected[/]")
+    return selection
+
+
+def _run(action: Action, inventory: list[Path], vault: str | None, limit: list[str], concurrency: int,
+         settings: Settings, options: Options, as_json: bool) -> FleetResult:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # failures are in the table below; sushy's own messages repeat bitten's
+    logging.getLogger("sushy").setLevel(logging.CRITICAL)
+    logging.getLogger("bitten.hardware.fleet").setLevel(logging.CRITICAL)
+    selection = _select(inventory, vault, limit)
+    done = 0
+
+    with err.status(f"{action}: 0/{len(selection.targets)} nodes", spinner="dots") as status:
+
+        def progress(node: object) -> None:
+            nonlocal done
+            done += 1
+            status.update(f"{action}: {done}/{len(selection.targets)} nodes")
+
+        result = run_fleet(selection.targets, action, options, settings, concurrency, progress=progress)
+    if as_json:
+        out.print_json(json.dumps(result.as_dict(), default=str))
+    else:
+        if action == "inventory":
+            out.print(inventory_table(result))
+        else:
+            out.print(fleet_table(result))
+        out.print(summary(result))
+    if result.failed:
+        err.print(f"[red]{len(result.failed)} node(s) failed[/]: {', '.join(r.host for r in result.failed)}")
+    return result
+
+
+@app.command()
+def plan(inventory: InventoryArg, limit: LimitOpt = [], concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,  # noqa: B006
+         ca: CaOpt = None, insecure: InsecureOpt = False, timeout: TimeoutOpt = 60.0,
+         power_timeout: PowerTimeoutOpt = 300.0, retries: RetriesOpt = 4, no_check_mac: NoMacOpt = False,
+         reboot: Annotated[bool, typer.Option("--reboot", help="plan restarts for pending BIOS changes")] = False,
+         as_json: JsonOpt = False, vault_password_file: VaultOpt = None) -> None:
+    """What apply would change on each BMC; reads only."""
+    settings = _settings(ca, insecure, timeout, power_timeout, retries)
+    result = _run("plan", inventory, vault_password_file, limit, concurrency, settings,
+                  Options(reboot=reboot, check_boot_mac=not no_check_mac), as_json)
+    raise typer.Exit(1 if result.failed else 0)
+
+
+@app.command()
+def apply(inventory: InventoryArg, limit: LimitOpt = [], concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,  # noqa: B006
+          ca: CaOpt = None, insecure: InsecureOpt = False, timeout: TimeoutOpt = 60.0,
+          power_timeout: PowerTimeoutOpt = 300.0, retries: RetriesOpt = 4, no_check_mac: NoMacOpt = False,
+          reboot: Annotated[bool, typer.Option("--reboot", help="restart running nodes whose BIOS changes wait for "
+                                               "a reboot (they boot through the one-time boot)")] = False,
+          no_wait: Annotated[bool, typer.Option("--no-wait", help="do not wait for power transitions")] = False,
+          as_json: JsonOpt = False, vault_password_file: VaultOpt = None) -> None:
+    """Plan and apply each node's BIOS, one-time boot and power; every node is attempted, failures listed."""
+    settings = _settings(ca, insecure, timeout, power_timeout, retries)
+    result = _run("apply", inventory, vault_password_file, limit, concurrency, settings,
+                  Options(reboot=reboot, check_boot_mac=not no_check_mac, wait=not no_wait), as_json)
+    raise typer.Exit(1 if result.failed else 0)
+
+
+@app.command("inventory")
+def inventory_(inventory: InventoryArg, limit: LimitOpt = [],  # noqa: B006
+               concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, ca: CaOpt = None, insecure: InsecureOpt = False,
+               timeout: TimeoutOpt = 60.0, retries: RetriesOpt = 4, as_json: JsonOpt = False,
+               vault_password_file: VaultOpt = None) -> None:
+    """Model, serial, MACs, processors, memory and GPUs as each BMC reports them."""
+    settings = _settings(ca, insecure, timeout, 300.0, retries)
+    result = _run("inventory", inventory, vault_password_file, limit, concurrency, settings, Options(), as_json)
+    raise typer.Exit(1 if result.failed else 0)
