@@ -91,10 +91,22 @@ class BootResult:
     def seconds_to_up(self) -> float | None:
         return _delta(self.powered_on_at, self.up_at)
 
+    def describe(self) -> str:
+        """One line for reports: how the node came up (or why not), with its BMC's view when it failed."""
+        if not self.ok:
+            bmc = f"; {self.bmc.describe()}" if self.bmc else ""
+            return f"FAILED: {self.problem}{bmc}"
+        where = f", root {self.root}" if self.deploy == "disk" else ""
+        took = f", up {self.seconds_to_up:.0f} s after power-on" if self.seconds_to_up is not None else ""
+        lease = f", lease {self.lease_ip}" if self.lease_ip else ""
+        pending = f"; PENDING REBOOT: {self.pending_reboot}" if self.pending_reboot else ""
+        return f"up, image {self.image_id} ({self.deploy}{where}){lease}{took}{pending}"
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["seconds_to_lease"] = self.seconds_to_lease
         data["seconds_to_up"] = self.seconds_to_up
+        data["line"] = self.describe()
         return data
 
 

@@ -4,6 +4,7 @@
     bitten-provision dhcp-event ACTION MAC IP [HOST]     dnsmasq's dhcp-script: record a lease
     bitten-provision pack-overlay TREE OUT [--check]     a node's identity overlay (cpio) from its staging tree
     bitten-provision status                              what the service would answer on GET /status
+    bitten-provision dhcp-probe --mac MAC [--ipxe]       ask DHCP for MAC's lease as a PXE client would
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from .cpio import pack, write_if_changed
+from .dhcpprobe import probe
 from .reports import Store, serve
 
 STATE_DIR = "/var/lib/bitten/provision"
@@ -47,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="only say whether the overlay would change")
     p.add_argument("--group", default="www-data", help="group that may read the overlay (the web server's)")
     sub.add_parser("status")
+    d = sub.add_parser("dhcp-probe")
+    d.add_argument("--mac", required=True)
+    d.add_argument("--ipxe", action="store_true", help="say iPXE in the user class, as iPXE does")
+    d.add_argument("--timeout", type=float, default=4.0)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -68,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         print(json.dumps(_store(args).status(), indent=1, sort_keys=True))
         return 0
+    if args.command == "dhcp-probe":
+        answers = probe(args.mac, ipxe=args.ipxe, timeout=args.timeout)
+        print(json.dumps([a.as_dict() for a in answers], indent=1))
+        return 0 if answers and answers[-1].kind == "ACK" else 1
     return 2
 
 
