@@ -208,7 +208,8 @@ class Lab:
     # --- services -----------------------------------------------------------------------------------------
     def _services(self) -> None:
         for service in SERVICES:
-            self.spawn(service)
+            if service.enabled is None or service.enabled(self):
+                self.spawn(service)
 
     def pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
@@ -274,7 +275,7 @@ class Lab:
                           str(recap.changed.get(host, "-")))
         self.console.print(table)
         for service in SERVICES:
-            if service.summary is not None:
+            if service.summary is not None and (service.enabled is None or service.enabled(self)):
                 self._print(service.summary(self))
         for section in SUMMARIES:
             self._print(section(self))

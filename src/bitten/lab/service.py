@@ -24,6 +24,8 @@ class LabService:
     summary: Callable[[Lab], object] | None = None
     #: TCP port to wait for after start
     port: Callable[[Lab], int] | None = None
+    #: whether this lab needs the service at all (a lab without the capability skips it); None: always
+    enabled: Callable[[Lab], bool] | None = None
 
 
 #: services that `bitten lab up` starts before the playbooks; layers append theirs

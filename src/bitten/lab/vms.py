@@ -6,6 +6,10 @@ Measured on these machines (see ../shared/reference/bare-metal.md) and kept here
   ``type='qemu'`` (TCG), one vCPU each. KVM only when the CPU shows vmx/svm and the module is not kvm_pvm.
 - The host has no systemd as PID 1, so the lab starts ``virtlogd`` and ``libvirtd`` itself (and stops them at
   ``lab down`` when it started them).
+- With ``/dev/kvm`` present but root-only (no udev here to give it to group kvm), libvirt probes QEMU with KVM
+  (as root) and then finds KVM unusable for its qemu user, declares its capabilities outdated and probes again,
+  on every call: ~90 s per ``virsh define``. Where KVM is not usable anyway, the lab's libvirtd runs in a mount
+  namespace of its own in which /dev/kvm is an empty root-only file, so both agree: no KVM, probed once.
 - libvirt starts QEMU in the host's network namespace: each VM's NIC is a tap on the lab network's bridge (the
   podman network's own bridge), so the VMs are on the same L2 as the containers and the provisioner container's
   dnsmasq answers their DHCP.
@@ -131,7 +135,13 @@ def ensure_daemons(run_dir: Path) -> list[str]:
     run_dir.mkdir(parents=True, exist_ok=True)
     for daemon in ("virtlogd", "libvirtd"):
         if _daemon_pid(daemon) is None:
-            subprocess.run([daemon, "-d"], check=True)
+            argv = [daemon, "-d"]
+            if daemon == "libvirtd" and accel() == "qemu" and Path("/dev/kvm").exists():
+                no_kvm = run_dir / "no-kvm"
+                no_kvm.touch(mode=0o600)
+                argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        f"mount --bind {no_kvm} /dev/kvm && exec libvirtd -d"]
+            subprocess.run(argv, check=True)
             (run_dir / f"{daemon}.started-by-lab").write_text(str(time.time()))
             started.append(daemon)
     deadline = time.monotonic() + 30

@@ -141,4 +141,5 @@ def summary(lab: Lab) -> object:
     return Group(fleet_table(result, title=title), summary_line(result))
 
 
-SERVICES.append(LabService(name="redfish", argv=argv, summary=summary, port=port))
+SERVICES.append(LabService(name="redfish", argv=argv, summary=summary, port=port,
+                           enabled=lambda lab: bool(emulated_hosts(lab))))

@@ -214,6 +214,6 @@ def teardown(lab: Lab) -> dict[str, list[str]]:
 
 
 SETUPS.append(setup)
-SERVICES.append(LabService(name="bare-bmc", argv=argv, port=_port))
+SERVICES.append(LabService(name="bare-bmc", argv=argv, port=_port, enabled=lambda lab: bool(lab.vm_hosts)))
 SUMMARIES.append(summary)
 TEARDOWNS.append(teardown)
