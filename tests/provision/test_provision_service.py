@@ -146,3 +146,27 @@ def test_runs_as_a_copied_package_with_the_system_python(tmp_path: Path) -> None
     subprocess.run([*args, "dhcp-event", "add", "52:54:00:77:00:41", "10.77.0.41", "vm01"], env=env, check=True)
     status = json.loads(subprocess.run([*args, "status"], env=env, check=True, capture_output=True).stdout)
     assert status["nodes"]["vm01"]["leases"][0]["ip"] == "10.77.0.41"
+
+
+def test_the_bundle_installs_what_differs_and_removes_nodes_that_are_gone(tmp_path: Path) -> None:
+    import grp
+    import os
+
+    from bitten.provision.bundle import bundle
+    from bitten.provision.service.install import install_bundle
+
+    group = grp.getgrgid(os.getgid()).gr_name
+    root = tmp_path / "http"
+    (root / "nodes" / "old").mkdir(parents=True)
+    data = bundle({"nodes/vm01/boot.ipxe": (0o644, b"#!ipxe\n"), "nodes/vm01/identity.cpio": (0o640, b"cpio")})
+    assert bundle({"nodes/vm01/identity.cpio": (0o640, b"cpio"), "nodes/vm01/boot.ipxe": (0o644, b"#!ipxe\n")}) == data
+    assert install_bundle(data, root, group, check=True) == [
+        "nodes/vm01/boot.ipxe", "nodes/vm01/identity.cpio", "nodes/old/ (removed: not in the site)"]
+    assert not (root / "nodes" / "vm01").exists() and (root / "nodes" / "old").exists()
+    assert len(install_bundle(data, root, group)) == 3
+    assert (root / "nodes/vm01/identity.cpio").stat().st_mode & 0o777 == 0o640
+    assert (root / "nodes/vm01/boot.ipxe").read_bytes() == b"#!ipxe\n"
+    assert not (root / "nodes" / "old").exists()
+    assert install_bundle(data, root, group) == []
+    with pytest.raises(ValueError, match="unexpected entry"):
+        install_bundle(bundle({"../etc/passwd": (0o644, b"x")}), root, group)

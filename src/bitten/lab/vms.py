@@ -6,10 +6,12 @@ Measured on these machines (see ../shared/reference/bare-metal.md) and kept here
   ``type='qemu'`` (TCG), one vCPU each. KVM only when the CPU shows vmx/svm and the module is not kvm_pvm.
 - The host has no systemd as PID 1, so the lab starts ``virtlogd`` and ``libvirtd`` itself (and stops them at
   ``lab down`` when it started them).
-- With ``/dev/kvm`` present but root-only (no udev here to give it to group kvm), libvirt probes QEMU with KVM
-  (as root) and then finds KVM unusable for its qemu user, declares its capabilities outdated and probes again,
-  on every call: ~90 s per ``virsh define``. Where KVM is not usable anyway, the lab's libvirtd runs in a mount
-  namespace of its own in which /dev/kvm is an empty root-only file, so both agree: no KVM, probed once.
+- With ``/dev/kvm`` root-only (no udev here to give it to group kvm), libvirt probes QEMU with KVM and then finds
+  KVM unusable for its qemu user ("KVM was enabled when probing ..., but it is not available now"), throws its
+  capabilities away and probes again on every call: ~90 s per ``virsh define``. (Hiding /dev/kvm behind a bind
+  mount fails too: libvirt moves /dev's submounts into each domain's namespace and cannot move that one.) The lab
+  gives /dev/kvm to group kvm, 0660, as Debian's udev rule does, and puts the old owner and mode back at
+  ``lab down``. The domains still run under TCG.
 - libvirt starts QEMU in the host's network namespace: each VM's NIC is a tap on the lab network's bridge (the
   podman network's own bridge), so the VMs are on the same L2 as the containers and the provisioner container's
   dnsmasq answers their DHCP.
@@ -41,6 +43,13 @@ METADATA_NS = "https://bitten.invalid/lab"
 VM_NS = uuidlib.UUID("0b1773b1-7e00-4a57-9a4e-6a1c5d2e6f0b")
 #: disk size of a node whose profile deploys to disk
 DISK_GIB = 4
+#: where the lab's VM disks live: libvirt's image directory, which its qemu user can reach (a .lab/ under a
+#: private directory such as pytest's is not), one directory per lab
+IMAGES = Path("/var/lib/libvirt/images")
+
+
+def disk_dir(site: str) -> Path:
+    return IMAGES / f"bitten-{site}"
 
 
 class VmError(RuntimeError):
@@ -135,13 +144,9 @@ def ensure_daemons(run_dir: Path) -> list[str]:
     run_dir.mkdir(parents=True, exist_ok=True)
     for daemon in ("virtlogd", "libvirtd"):
         if _daemon_pid(daemon) is None:
-            argv = [daemon, "-d"]
-            if daemon == "libvirtd" and accel() == "qemu" and Path("/dev/kvm").exists():
-                no_kvm = run_dir / "no-kvm"
-                no_kvm.touch(mode=0o600)
-                argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                        f"mount --bind {no_kvm} /dev/kvm && exec libvirtd -d"]
-            subprocess.run(argv, check=True)
+            if daemon == "libvirtd":
+                _kvm_for_libvirt(run_dir)
+            subprocess.run([daemon, "-d"], check=True)
             (run_dir / f"{daemon}.started-by-lab").write_text(str(time.time()))
             started.append(daemon)
     deadline = time.monotonic() + 30
@@ -150,6 +155,41 @@ def ensure_daemons(run_dir: Path) -> list[str]:
             raise VmError("libvirtd did not answer within 30 s (see /var/log/libvirt)")
         time.sleep(0.5)
     return started
+
+
+KVM = Path("/dev/kvm")
+KVM_SAVED = "kvm-owner-mode"
+
+
+def _kvm_for_libvirt(run_dir: Path) -> None:
+    """/dev/kvm to group kvm, 0660 (what udev does on a Debian host), remembering how it was."""
+    import grp
+
+    if not KVM.exists():
+        return
+    try:
+        kvm_gid = grp.getgrnam("kvm").gr_gid
+    except KeyError:
+        return
+    info = KVM.stat()
+    if info.st_gid == kvm_gid and info.st_mode & 0o060 == 0o060:
+        return
+    saved = run_dir / KVM_SAVED
+    if not saved.exists():
+        saved.write_text(f"{info.st_uid} {info.st_gid} {info.st_mode & 0o7777:o}\n")
+    os.chown(KVM, info.st_uid, kvm_gid)
+    KVM.chmod(0o660)
+
+
+def _kvm_restore(run_dir: Path) -> None:
+    saved = run_dir / KVM_SAVED
+    if not saved.exists():
+        return
+    uid, gid, mode = saved.read_text().split()
+    if KVM.exists():
+        os.chown(KVM, int(uid), int(gid))
+        KVM.chmod(int(mode, 8))
+    saved.unlink()
 
 
 def stop_daemons(run_dir: Path) -> list[str]:
@@ -166,6 +206,7 @@ def stop_daemons(run_dir: Path) -> list[str]:
             os.kill(pid, 15)
             stopped.append(daemon)
         marker.unlink()
+    _kvm_restore(run_dir)
     return stopped
 
 
@@ -203,6 +244,7 @@ def define(spec: VmSpec) -> bool:
         return False
     spec.console.parent.mkdir(parents=True, exist_ok=True)
     if spec.disk is not None and not spec.disk.exists():
+        spec.disk.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(spec.disk), f"{DISK_GIB}G"], check=True)
     xml = spec.console.parent / f"{spec.name}.xml"
     xml.write_text(domain_xml(spec, accel()))
@@ -218,6 +260,8 @@ def remove(site: str, vm_dir: Path) -> list[str]:
             virsh("destroy", name, check=False)
         virsh("undefine", name, "--nvram", check=False)
         removed.append(name)
-        for leftover in (vm_dir / f"{name}.qcow2", vm_dir / f"{name}.console", vm_dir / f"{name}.xml"):
+        for leftover in (disk_dir(site) / f"{name}.qcow2", vm_dir / f"{name}.console", vm_dir / f"{name}.xml"):
             leftover.unlink(missing_ok=True)
+    if disk_dir(site).is_dir() and not any(disk_dir(site).iterdir()):
+        disk_dir(site).rmdir()
     return removed

@@ -85,7 +85,7 @@ def specs(lab: Lab) -> list[vms.VmSpec]:
         out.append(vms.VmSpec(
             site=lab.site.info.name, name=name, mac=node.mac, bridge=br,
             memory_mb=max(profile.memory_mb, 1024) + 512, uefi=profile.boot.mode == "UEFI",
-            disk=vm_dir(lab) / f"{name}.qcow2" if node.deploy == "disk" else None,
+            disk=vms.disk_dir(lab.site.info.name) / f"{name}.qcow2" if node.deploy == "disk" else None,
             console=vm_dir(lab) / f"{name}.console"))
     return out
 

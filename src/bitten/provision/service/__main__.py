@@ -5,6 +5,7 @@
     bitten-provision pack-overlay TREE OUT [--check]     a node's identity overlay (cpio) from its staging tree
     bitten-provision status                              what the service would answer on GET /status
     bitten-provision dhcp-probe --mac MAC [--ipxe]       ask DHCP for MAC's lease as a PXE client would
+    bitten-provision install-bundle BUNDLE ROOT [--check] the per-node boot files from the controller
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from .cpio import pack, write_if_changed
 from .dhcpprobe import probe
+from .install import install_bundle
 from .reports import Store, serve
 
 STATE_DIR = "/var/lib/bitten/provision"
@@ -53,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--mac", required=True)
     d.add_argument("--ipxe", action="store_true", help="say iPXE in the user class, as iPXE does")
     d.add_argument("--timeout", type=float, default=4.0)
+    b = sub.add_parser("install-bundle")
+    b.add_argument("bundle")
+    b.add_argument("root")
+    b.add_argument("--check", action="store_true", help="only say what would change")
+    b.add_argument("--group", default="www-data", help="group that may read the identity overlays (the web server's)")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -73,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         print(json.dumps(_store(args).status(), indent=1, sort_keys=True))
+        return 0
+    if args.command == "install-bundle":
+        if args.check and not Path(args.bundle).exists():
+            print(json.dumps({"changed": True, "files": ["(no bundle yet: everything would be installed)"]}))
+            return 0
+        files = install_bundle(Path(args.bundle).read_bytes(), Path(args.root), args.group, args.check)
+        print(json.dumps({"changed": bool(files), "files": files}))
         return 0
     if args.command == "dhcp-probe":
         answers = probe(args.mac, ipxe=args.ipxe, timeout=args.timeout)

@@ -27,21 +27,29 @@ def _entry(name: str, mode: int, data: bytes, ino: int) -> bytes:
     return header + encoded + _pad(len(header) + len(encoded)) + data + _pad(len(data))
 
 
+def pack_entries(entries: list[tuple[str, int, bytes | None]]) -> bytes:
+    """The newc archive of (name, permission bits, content) entries, sorted by name; content None is a directory."""
+    out = []
+    for ino, (name, mode, data) in enumerate(sorted(entries, key=lambda e: e[0]), start=1):
+        kind = stat.S_IFDIR if data is None else stat.S_IFREG
+        out.append(_entry(name, kind | (mode & 0o7777), data or b"", ino))
+    out.append(_entry(TRAILER, 0, b"", 0))
+    return b"".join(out)
+
+
 def pack(tree: Path) -> bytes:
     """The newc archive of ``tree``: directories and regular files (paths relative to it, without ``./``)."""
-    entries: list[tuple[str, int, bytes]] = []
-    for path in sorted(tree.rglob("*"), key=lambda p: p.relative_to(tree).as_posix()):
+    entries: list[tuple[str, int, bytes | None]] = []
+    for path in tree.rglob("*"):
         info = path.lstat()
         name = path.relative_to(tree).as_posix()
         if stat.S_ISDIR(info.st_mode):
-            entries.append((name, stat.S_IFDIR | stat.S_IMODE(info.st_mode), b""))
+            entries.append((name, stat.S_IMODE(info.st_mode), None))
         elif stat.S_ISREG(info.st_mode):
-            entries.append((name, stat.S_IFREG | stat.S_IMODE(info.st_mode), path.read_bytes()))
+            entries.append((name, stat.S_IMODE(info.st_mode), path.read_bytes()))
         else:
             raise ValueError(f"{path}: only directories and regular files go into an overlay")
-    out = [_entry(name, mode, data, ino) for ino, (name, mode, data) in enumerate(entries, start=1)]
-    out.append(_entry(TRAILER, 0, b"", 0))
-    return b"".join(out)
+    return pack_entries(entries)
 
 
 def unpack(data: bytes) -> dict[str, tuple[int, bytes]]:
