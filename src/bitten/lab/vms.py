@@ -149,12 +149,17 @@ def ensure_daemons(run_dir: Path) -> list[str]:
             subprocess.run([daemon, "-d"], check=True)
             (run_dir / f"{daemon}.started-by-lab").write_text(str(time.time()))
             started.append(daemon)
-    deadline = time.monotonic() + 30
-    while virsh("version", check=False, timeout=10).returncode != 0:
+    # the first call after a start probes QEMU's capabilities (a minute on a loaded machine)
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if virsh("version", check=False, timeout=60).returncode == 0:
+                return started
+        except subprocess.TimeoutExpired:
+            pass
         if time.monotonic() > deadline:
-            raise VmError("libvirtd did not answer within 30 s (see /var/log/libvirt)")
+            raise VmError("libvirtd did not answer within 300 s (see /var/log/libvirt/libvirtd.log)")
         time.sleep(0.5)
-    return started
 
 
 KVM = Path("/dev/kvm")

@@ -47,6 +47,17 @@ class RedfishBmc:
         except RedfishError as exc:
             return BmcView(power=None, error=str(exc))
 
+    def force_off(self) -> BmcView:
+        """Hold the power button (sent once, read back)."""
+        try:
+            with self._connect(RetryPolicy(attempts=1)) as conn:
+                system = conn.root.get_system(self.endpoint.system_path)
+                with translated(self.endpoint, self.credentials, "ComputerSystem.Reset ForceOff"):
+                    system.reset_system(sushy.ResetType.FORCE_OFF)
+                return view_of(conn.get_json(self.endpoint.system_path))
+        except RedfishError as exc:
+            return BmcView(power=None, error=str(exc))
+
     def boot_from_disk(self) -> BmcView:
         try:
             with self._connect() as conn:
