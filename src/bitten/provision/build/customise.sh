@@ -62,7 +62,19 @@ if [ -n "$MODULES" ]; then
   depmod -a "$kernel"
   rm -f "$keep" "$keep.one"
 fi
+# what debootstrap installed before the rules above: the same rules, applied to the tree; the hardware database's
+# sources stay out too (udev reads the compiled hwdb.bin, and without sources no boot recompiles it)
+find /usr/share/doc -mindepth 1 ! -name copyright ! -type d -delete
+find /usr/share/doc -mindepth 1 -depth -type d -empty -delete
+rm -rf /usr/share/man/* /usr/share/info/* /usr/lib/udev/hwdb.d
+find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
 # package lists are refreshed by the roles when they need them; the build's settings go
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/sbin/policy-rc.d /etc/dpkg/dpkg.cfg.d/bitten-build
 mkdir -p /var/lib/apt/lists/partial
+# /etc and /var are as new as /usr: no boot of this image reruns ldconfig, the hwdb or the journal catalog
+# (ConditionNeedsUpdate), each a minute under emulation. systemd compares the stamp's TIMESTAMP_NSEC with /usr's
+# mtime, which the cpio keeps to the second
+usr=$(stat -c %Y /usr)
+printf 'TIMESTAMP_NSEC=%s000000000\n' "$usr" > /etc/.updated
+cp /etc/.updated /var/.updated
