@@ -11,8 +11,8 @@ Both as ratios against baselines measured in the same run:
   poller in Python; the ratio is what the agent adds on top (typed readings, heat physics, alarm evaluation,
   metrics bookkeeping, its thread pool). The simulator runs in a separate process, so its CPU is not counted.
 
-Slurm is the in-memory stand-in (bitten.cooling.slurm.MemorySlurm): the bench measures the agent, not scontrol
-(the real drain on slurmctld is exercised in the cooling_agent Molecule scenario).
+Slurm is the in-memory stand-in (bitten.lab.doubles.slurm.MemorySlurm, a TEST DOUBLE): the bench measures the agent,
+not scontrol (the real drain on slurmctld is exercised in the cooling_agent Molecule scenario).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import requests
 
 from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
-from bitten.cooling.slurm import MemorySlurm
 from bitten.lab.doubles.cdu import CduSimulator, ConstantLoad, Plant, serve_cdus
+from bitten.lab.doubles.slurm import MemorySlurm
 from bitten.lab.httpserve import base_url, in_thread
 
 ACTIONS = {k: {"drain": k != "stale"} for k in ("leak", "pump_failed", "low_flow", "high_supply_temperature", "stale")}

@@ -1,14 +1,25 @@
 """Bench: BIOS attributes + one-time boot to PXE + power on, applied to 256 emulated BMCs.
 
-bitten.hardware's fleet (threads, concurrency 50) against the baseline measured in the same run: community.general's
-redfish_config (SetBiosAttributes) and redfish_command (SetOneTimeBoot, PowerOn) through ansible-playbook with
-forks=50. Both drive the same emulator: sushy-tools (with bitten's fake-driver extension) in its own process,
-one BMC per port (each node's Systems collection lists its one system, as on a server's BMC), TLS verified
-against a bench CA, basic auth. Each run starts from a fresh emulator state (every system off, factory BIOS).
-After the baseline, bitten plans against the state it left: every node must be in the desired state, so both
-did the same work. Prints both times, the ratio, and one node alone through bitten (the lower bound).
+Figures, each against a baseline measured in the same run:
 
-BITTEN_BENCH_NODES overrides the node count (default 256).
+* CPU per node: the fleet's CPU (this process, every thread) plus the emulator's (its own process, read from
+  /proc), divided by the node count; and the same for the raw-GET loop per request.
+* Wall time of the fleet against the raw-GET loop: plain ``requests`` GETs of each node's System resource (one
+  keep-alive session per node, TLS verified, basic auth, the same concurrency), as many requests as the fleet
+  made, against the same emulator process. That is the floor of what any client pays per request; the fleet
+  (PATCHes and a POST among its requests, sushy, planning, verification) must not be slower.
+* Wall time against community.general's redfish_config (SetBiosAttributes) and redfish_command (SetOneTimeBoot,
+  PowerOn) through ansible-playbook with forks=50, on a fresh emulator (skipped with BITTEN_BENCH_ANSIBLE=0).
+* One node alone through bitten (generic flavour on the emulator, and hpe_ilo on the iLO fake: sessions).
+* A projection for 1,000 real iLOs from the measured request counts and client CPU.
+
+The emulator is sushy-tools (with bitten's fake-driver extension) in its own process, one BMC per port (each
+node's Systems collection lists its one system, as on a server's BMC), TLS from a bench CA, basic auth. Each fleet
+run starts from a fresh emulator state (every system off, factory BIOS); afterwards bitten plans against the state
+it left: every node must be in the desired state.
+
+BITTEN_BENCH_NODES overrides the node count (default 256), BITTEN_BENCH_RUNS the number of paired runs of fleet and
+raw loop (default 3; medians are printed).
 """
 
 from __future__ import annotations
@@ -18,25 +29,35 @@ import logging
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 import yaml
 
 from bitten.core.pki import CertificateAuthority
-from bitten.core.redfish.connection import Tls
+from bitten.core.redfish.endpoint import Tls
 from bitten.hardware import Credentials, Desired, Endpoint, run_fleet, run_node
-from bitten.hardware.fleet import Settings, Target
+from bitten.hardware.fleet import FleetResult, Settings, Target
 from bitten.lab.doubles.bmc_emulator import SystemSpec, write_htpasswd
+from bitten.lab.doubles.ilo import IloFake, IloSpec
+from bitten.lab.serve import WsgiServer
 from bitten.site.model import Boot
 
 NODES = int(os.environ.get("BITTEN_BENCH_NODES", "256"))
+RUNS = int(os.environ.get("BITTEN_BENCH_RUNS", "3"))
+ANSIBLE = os.environ.get("BITTEN_BENCH_ANSIBLE", "1") != "0"
 FORKS = 50
 USER, PASSWORD = "bench", "bench-password-3f9a"  # a throwaway account of the bench's own emulator
 BIOS = {"ProcSMT": "Disabled", "WorkloadProfile": "HighPerformanceCompute"}
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def systems(count: int, prefix: str = "node") -> list[SystemSpec]:
@@ -69,6 +90,11 @@ class Emulator:
     def url(self, name: str) -> str:
         return f"https://127.0.0.1:{self.ports[name]}"
 
+    def cpu(self) -> float:
+        """CPU seconds the emulator process has used so far (user + system, all threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(30)
@@ -79,6 +105,42 @@ def targets(emu: Emulator) -> list[Target]:
     return [Target(Endpoint(s.name, emu.url(s.name), s.name, "generic"),
                    Desired(bios=BIOS, boot=Boot(target="Pxe"), power="On", boot_mac=s.macs[0]),
                    Credentials(USER, PASSWORD)) for s in emu.specs]
+
+
+@dataclass
+class Measured:
+    seconds: float
+    client_cpu: float
+    emulator_cpu: float
+    requests: int
+
+    @property
+    def cpu(self) -> float:
+        return self.client_cpu + self.emulator_cpu
+
+
+def measure(emu: Emulator, work: Callable[[], int]) -> Measured:
+    cpu0, emu0, start = time.process_time(), emu.cpu(), time.monotonic()
+    count = work()
+    return Measured(time.monotonic() - start, time.process_time() - cpu0, emu.cpu() - emu0, count)
+
+
+def raw_get_loop(emu: Emulator, ca: Path, per_node: int) -> int:
+    """``per_node`` GETs of each node's System resource, one keep-alive session per node, FORKS at a time."""
+
+    def node(spec: SystemSpec) -> int:
+        with requests.Session() as session:
+            session.trust_env = False
+            session.auth = (USER, PASSWORD)
+            url = f"{emu.url(spec.name)}/redfish/v1/Systems/{spec.name}"
+            for _ in range(per_node):
+                response = session.get(url, verify=str(ca), timeout=30)
+                response.raise_for_status()
+                response.json()
+        return per_node
+
+    with ThreadPoolExecutor(max_workers=FORKS) as pool:
+        return sum(pool.map(node, emu.specs))
 
 
 def run_baseline(emu: Emulator, work: Path, ca: Path) -> float:
@@ -114,9 +176,83 @@ def run_baseline(emu: Emulator, work: Path, ca: Path) -> float:
     return seconds
 
 
+def converged(emu: Emulator, settings: Settings) -> None:
+    check = run_fleet(targets(emu), "plan", settings=settings, concurrency=FORKS)
+    unconverged = [r.host for r in check.results if not r.ok or (r.plan and r.plan.changed)]
+    if unconverged:
+        raise SystemExit(f"{len(unconverged)} node(s) are not in the desired state after the run")
+
+
+def paired_run(work: Path, cert: tuple[Path, Path], htpasswd: Path, ca: Path,
+               settings: Settings) -> tuple[Measured, Measured]:
+    """The fleet on a fresh emulator, then the raw-GET loop with as many requests against the same process."""
+    emu = Emulator(work, systems(NODES), cert, htpasswd)
+    try:
+        # warm the emulator's code paths (templates, imports) outside the measurement, on a node of its own
+        warm = emu.specs[0]
+        emu.specs = emu.specs[1:]
+        with requests.Session() as session:
+            session.trust_env = False
+            for _ in range(20):
+                session.get(f"{emu.url(warm.name)}/redfish/v1/Systems/{warm.name}", auth=(USER, PASSWORD),
+                            verify=str(ca), timeout=30).json()
+        result: list[FleetResult] = []
+
+        def fleet() -> int:
+            result.append(run_fleet(targets(emu), "apply", settings=settings, concurrency=FORKS))
+            return sum(r.requests for r in result[0].results)
+
+        bitten = measure(emu, fleet)
+        fleet_result = result[0]
+        if not fleet_result.ok or len(fleet_result.changed) != len(emu.specs):
+            raise SystemExit(f"bitten failed on {len(fleet_result.failed)} node(s): {fleet_result.failed[0].error}")
+        converged(emu, settings)
+        per_node = round(bitten.requests / len(emu.specs))
+        raw = measure(emu, lambda: raw_get_loop(emu, ca, per_node))
+    finally:
+        emu.stop()
+    return bitten, raw
+
+
+def one_node(work: Path, cert: tuple[Path, Path], htpasswd: Path, settings: Settings) -> tuple[float, int]:
+    singles: list[tuple[float, int]] = []
+    emu = Emulator(work, systems(3, "single"), cert, htpasswd)
+    try:
+        for target in targets(emu):
+            start = time.monotonic()
+            result = run_node(target, "apply", settings=settings)
+            singles.append((time.monotonic() - start, result.requests))
+            if not result.ok:
+                raise SystemExit(result.error)
+    finally:
+        emu.stop()
+    return min(singles)
+
+
+def one_ilo(cert: tuple[Path, Path], settings: Settings) -> tuple[float, int, float]:
+    """One node through the iLO fake (sessions, Oem.Hpe, the settings object): time, requests, client CPU."""
+    runs: list[tuple[float, int, float]] = []
+    for i in range(3):
+        fake = IloFake(IloSpec(username=USER, password=PASSWORD, macs=("94:40:c9:68:50:01",)))
+        with WsgiServer(fake, cert=cert) as server:
+            target = Target(Endpoint(f"ilo{i}", server.url, "1", "hpe_ilo"),
+                            Desired(bios=BIOS, boot=Boot(target="Pxe"), power="On", boot_mac="94:40:c9:68:50:01"),
+                            Credentials(USER, PASSWORD))
+            cpu0, start = thread_cpu(), time.monotonic()
+            result = run_node(target, "apply", settings=settings)
+            runs.append((time.monotonic() - start, result.requests, thread_cpu() - cpu0))
+            if not result.ok:
+                raise SystemExit(result.error)
+            if fake.sessions:
+                raise SystemExit("the iLO session was not deleted")
+    return min(runs)
+
+
+def thread_cpu() -> float:
+    return time.thread_time()
+
+
 def main() -> int:
-    # retries show in the figures below, not as one warning each; sushy reports every generic BMC's failed
-    # session login before it falls back to basic auth (the emulator has no SessionService)
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("sushy").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="bitten-bench-") as tmp:
@@ -128,54 +264,65 @@ def main() -> int:
         settings = Settings(tls=Tls(ca_file=str(ca.cert_path)))
         cert = (pair.cert, pair.key)
         print(f"{NODES} emulated BMCs (sushy-tools, one per port, TLS + basic auth); "
-              f"BIOS {', '.join(BIOS)} + one-time boot Pxe + power on")
+              f"BIOS {', '.join(BIOS)} + one-time boot Pxe + power on; concurrency {FORKS}; {RUNS} paired run(s)")
 
-        emu = Emulator(work, systems(NODES), cert, htpasswd)
-        try:
-            baseline = run_baseline(emu, work, ca.cert_path)
-            check = run_fleet(targets(emu), "plan", settings=settings, concurrency=FORKS)
-            unconverged = [r.host for r in check.results if not r.ok or (r.plan and r.plan.changed)]
-            if unconverged:
-                raise SystemExit(f"the baseline left {len(unconverged)} node(s) off the desired state")
-        finally:
-            emu.stop()
+        baseline = None
+        if ANSIBLE:
+            emu = Emulator(work, systems(NODES), cert, htpasswd)
+            try:
+                baseline = run_baseline(emu, work, ca.cert_path)
+                converged(emu, settings)
+            finally:
+                emu.stop()
 
-        emu = Emulator(work, systems(NODES), cert, htpasswd)
-        try:
-            start = time.monotonic()
-            fleet = run_fleet(targets(emu), "apply", settings=settings, concurrency=FORKS)
-            bitten = time.monotonic() - start
-            if not fleet.ok or len(fleet.changed) != NODES:
-                raise SystemExit(f"bitten failed on {len(fleet.failed)} node(s): {fleet.failed[0].error}")
-            requests = sum(r.requests for r in fleet.results)
-            retries = sum(r.retries for r in fleet.results)
-        finally:
-            emu.stop()
+        pairs = [paired_run(work, cert, htpasswd, ca.cert_path, settings) for _ in range(RUNS)]
+        single, single_requests = one_node(work, cert, htpasswd, settings)
+        ilo_seconds, ilo_requests, ilo_cpu = one_ilo(cert, settings)
 
-        singles: list[float] = []
-        emu = Emulator(work, systems(3, "single"), cert, htpasswd)
-        try:
-            for target in targets(emu):
-                start = time.monotonic()
-                result = run_node(target, "apply", settings=settings)
-                singles.append(time.monotonic() - start)
-                if not result.ok:
-                    raise SystemExit(result.error)
-        finally:
-            emu.stop()
-
-    one = min(singles)
-    print(f"baseline  community.general redfish_config/redfish_command, ansible-playbook forks={FORKS}: "
-          f"{baseline:7.1f} s")
-    print(f"bitten    bitten.hardware fleet, concurrency {FORKS}: {bitten:7.1f} s "
-          f"({requests} requests, {requests / NODES:.0f} per node: boot-MAC check, plan, writes, verification; "
-          f"{retries} retried)")
-    print(f"ratio     baseline / bitten: {baseline / bitten:.1f}x")
-    print(f"one node  bitten.hardware alone (lower bound for any fleet run): {one:.2f} s "
-          f"(fleet: {bitten / one:.0f}x the single-node time for {NODES} nodes)")
+    nodes = NODES - 1  # one node of each emulator warms it up outside the measurement
+    med = statistics.median
+    fleet_s = med(b.seconds for b, _ in pairs)
+    raw_s = med(r.seconds for _, r in pairs)
+    requests_total = int(med(b.requests for b, _ in pairs))
+    fleet_cpu = med(b.cpu for b, _ in pairs) / nodes
+    client_cpu = med(b.client_cpu for b, _ in pairs) / nodes
+    emu_cpu = med(b.emulator_cpu for b, _ in pairs) / nodes
+    raw_cpu = med(r.cpu / r.requests for _, r in pairs)
+    print(f"fleet     bitten.hardware apply, {nodes} nodes: {fleet_s:6.2f} s wall, {requests_total} requests "
+          f"({requests_total / nodes:.1f} per node)")
+    print(f"          CPU per node {fleet_cpu * 1000:6.1f} ms (client {client_cpu * 1000:.1f} + emulator "
+          f"{emu_cpu * 1000:.1f}); runs: " + ", ".join(f"{b.seconds:.2f} s/{b.cpu / nodes * 1000:.1f} ms"
+                                                         for b, _ in pairs))
+    print(f"raw GETs  requests.Session per node, {requests_total // nodes} GETs each: {raw_s:6.2f} s wall, "
+          f"CPU {raw_cpu * 1000:.2f} ms per request (fleet {fleet_cpu / (requests_total / nodes) * 1000:.2f})")
+    print(f"ratio     fleet / raw-GET loop (wall, same requests, same emulator): {fleet_s / raw_s:.2f}x "
+          "(target <= 1.0)")
+    if baseline is not None:
+        print(f"baseline  community.general redfish_config/redfish_command, ansible-playbook forks={FORKS}: "
+              f"{baseline:6.1f} s; baseline / fleet {baseline / fleet_s:.1f}x")
+    print(f"one node  generic on the emulator {single:.3f} s ({single_requests} requests); hpe_ilo on the iLO fake "
+          f"{ilo_seconds:.3f} s ({ilo_requests} requests, client CPU {ilo_cpu * 1000:.1f} ms) (target <= 0.12 s)")
+    project(ilo_requests, ilo_cpu)
     return 0
 
 
+#: assumptions of the projection, not measured here (no iLO can run on this machine)
+ILO_SECONDS_PER_REQUEST = 0.25  # iLO 5/6 answers a Redfish GET/PATCH in ~0.1-0.5 s; BIOS resources are the slowest
+ILO_POWER_ON_SECONDS = 5.0  # PowerState reads On a few seconds after the Reset (POST itself takes minutes, unwaited)
+CONCURRENCY_1000 = 128
+
+
+def project(requests_per_node: int, cpu_per_node: float) -> None:
+    """1,000 real iLOs: each node's requests are sequential round trips; nodes run CONCURRENCY_1000 at a time."""
+    per_node = requests_per_node * ILO_SECONDS_PER_REQUEST + ILO_POWER_ON_SECONDS
+    waves = -(-1000 // CONCURRENCY_1000)
+    client = 1000 * cpu_per_node
+    print(f"1,000 iLOs (projected): {requests_per_node} round trips per node (measured on the iLO fake) x "
+          f"{ILO_SECONDS_PER_REQUEST:g} s (assumed iLO answer time) + {ILO_POWER_ON_SECONDS:g} s power-on = "
+          f"{per_node:.0f} s per node; {CONCURRENCY_1000} at a time -> {waves} waves, "
+          f"~{waves * per_node / 60:.1f} min; "
+          f"client CPU {client:.1f} s in all ({client / (waves * per_node) * 100:.1f} % of a core); one Redfish "
+          "session per iLO at a time (iLO 5 allows a few per user; bitten deletes its session at the end)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Ansible front end: the files of bitten.gpu, which the gpu role installs on compute nodes as bitten_gpu."""
+"""Ansible front end: the node-side tree of bitten (bitten.gpu.NODE_MODULES), which the gpu role installs on
+compute nodes so bitten-gpu-health runs with the system python and without the project's venv."""
 
 from __future__ import annotations
 
@@ -9,22 +10,30 @@ from ansible.plugins.lookup import LookupBase
 
 DOCUMENTATION = r"""
 name: bitten_gpu_package
-short_description: paths of the bitten.gpu modules on the controller
+short_description: the files of bitten's node-side package tree (bitten.gpu and the core modules it uses)
 description:
-  - Returns the absolute paths of the Python modules of bitten.gpu (standard library only, relative imports),
-    which the gpu role copies to compute nodes so bitten-gpu-health runs without the project's venv.
+  - Returns one entry per file of bitten.gpu.NODE_MODULES (standard library only), which the gpu role copies to
+    compute nodes under its library directory as the package tree bitten/ (bitten/__init__.py,
+    bitten/core/scontrol.py, bitten/gpu/check.py, ...).
 """
 
 RETURN = r"""
 _raw:
-  description: absolute paths of the package's .py files, sorted
+  description: one dict per file, sorted by path
   type: list
-  elements: str
+  elements: dict
+  contains:
+    src:
+      description: absolute path of the file on the controller
+    path:
+      description: its path inside the tree, e.g. bitten/core/scontrol.py
 """
 
 
 class LookupModule(LookupBase):
-    def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
+    def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, str]]:
+        import bitten
         import bitten.gpu
 
-        return sorted(str(Path(bitten.gpu.__file__).parent / name) for name in bitten.gpu.NODE_MODULES)
+        root = Path(bitten.__file__).parent
+        return [{"src": str(root / name), "path": f"bitten/{name}"} for name in sorted(bitten.gpu.NODE_MODULES)]

@@ -17,21 +17,12 @@ description:
     powered on or restarted by this task. HPE iLO (sessions, Managers/1/VirtualMedia, Oem.Hpe) and plain Redfish.
   - Transient failures (timeouts, connection resets, 5xx) are retried with backoff; 401/403 fail at once.
   - In check mode nothing is written; the result holds the plan.
-  - Runs on the controller (C(connection: local)) with a Python that can import bitten.
+  - "Runs on the controller (C(connection: local)) with a Python that can import bitten."
 options:
   host:
     description: Inventory name of the node, for messages.
     type: str
     required: true
-  bmc:
-    description: Where the BMC answers (the node's C(bitten_bmc)).
-    type: dict
-    required: true
-    suboptions:
-      address: {description: "host[:port] of the BMC", type: str, required: true}
-      scheme: {description: https or http, type: str, default: https, choices: [https, http]}
-      system_id: {description: "id under /redfish/v1/Systems/", type: str, default: "1"}
-      flavour: {description: hpe_ilo or generic, type: str, default: hpe_ilo, choices: [hpe_ilo, generic]}
   username:
     description: BMC account (keep it in ansible-vault).
     type: str
@@ -92,6 +83,8 @@ options:
     description: Retries on timeouts, connection resets and 5xx answers.
     type: int
     default: 4
+extends_documentation_fragment:
+  - bitten_redfish_bmc
 author: bitten
 """
 
@@ -132,14 +125,25 @@ inventory:
   returned: success
 """
 
-SPEC: dict[str, Any] = {
-    "host": {"type": "str", "required": True},
-    "bmc": {"type": "dict", "required": True, "options": {
+
+def argument_spec() -> dict[str, Any]:
+    """The module's arguments; the flavour choices are the flavour modules registered in bitten.core.redfish."""
+    try:
+        from bitten.core.redfish import flavours
+
+        flavour_choices: list[str] | None = list(flavours.names())
+    except ImportError:  # main() reports that bitten cannot be imported
+        flavour_choices = None
+    return {**SPEC, "bmc": {"type": "dict", "required": True, "options": {
         "address": {"type": "str", "required": True},
         "scheme": {"type": "str", "default": "https", "choices": ["https", "http"]},
         "system_id": {"type": "str", "default": "1"},
-        "flavour": {"type": "str", "default": "hpe_ilo", "choices": ["hpe_ilo", "generic"]},
-    }},
+        "flavour": {"type": "str", "default": "hpe_ilo", "choices": flavour_choices},
+    }}}
+
+
+SPEC: dict[str, Any] = {
+    "host": {"type": "str", "required": True},
     "username": {"type": "str", "required": True},
     "password": {"type": "str", "required": True, "no_log": True},
     "ca_path": {"type": "path"},
@@ -165,12 +169,12 @@ def _diff(plan: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     p = module.params
     try:
         from pydantic import ValidationError
 
-        from bitten.hardware import Credentials, Desired, Endpoint, Options, RetryPolicy, Timeouts, Tls, run_node
+        from bitten.hardware import Backoff, Credentials, Desired, Endpoint, Options, Timeouts, Tls, run_node
         from bitten.hardware.fleet import Settings, Target
         from bitten.site.model import Bmc, Boot
     except ImportError as exc:
@@ -187,7 +191,7 @@ def main() -> None:
     settings = Settings(tls=Tls(verify=p["validate_certs"], ca_file=p["ca_path"]),
                         timeouts=Timeouts(connect=min(10.0, p["timeout"]), read=p["timeout"],
                                           power=p["power_timeout"]),
-                        retry=RetryPolicy(attempts=p["retries"] + 1))
+                        retry=Backoff(attempts=p["retries"] + 1))
     options = Options(reboot=p["reboot"], check_boot_mac=p["check_boot_mac"], wait=p["wait"])
     target = Target(endpoint, desired, Credentials(p["username"], p["password"]))
 

@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bitten.cooling.actions import GpuPowerCapper
-from bitten.cooling.agent import Agent, backoff
+from bitten.cooling.agent import Agent, poll_backoff
 from bitten.cooling.metrics import AgentCollector
-from bitten.cooling.slurm import MemorySlurm
+from bitten.lab.doubles.slurm import MemorySlurm
 from bitten.lab.httpserve import base_url
 
 from .helpers import agent_config
@@ -136,7 +136,7 @@ def test_offline_cdu_backs_off_goes_stale_and_never_crashes(tmp_path: Path) -> N
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    delays = [backoff(n, 10.0) for n in (1, 2, 3, 10, 30)]
+    delays = [poll_backoff(10.0).delay(n) for n in (1, 2, 3, 10, 30)]
     assert 8 <= delays[0] <= 12 and 16 <= delays[1] <= 24 and 32 <= delays[2] <= 48
     assert 48 <= delays[3] <= 72 and 48 <= delays[4] <= 72
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from typer.testing import CliRunner
 from bitten.capabilities import load_site, render_file
 from bitten.cli import app
 from bitten.cooling.config import ConfigError, load_config, parse_config
-from bitten.cooling.slurm import MemorySlurm, Scontrol, SlurmError, parse_show_node
+from bitten.lab.doubles.slurm import MemorySlurm
 
 REPO = Path(__file__).resolve().parents[2]
 PATH = "/etc/bitten/cooling/agent.yaml"
@@ -70,50 +69,9 @@ def test_validate_command(tmp_path: Path) -> None:
     assert CliRunner().invoke(app, ["cooling", "validate", str(path)]).exit_code == 2
 
 
-SHOW_NODE = (
-    "NodeName=gpu01 Arch=x86_64 CoresPerSocket=2 CPUAlloc=0 State=IDLE+DRAIN ThreadsPerCore=1 "
-    "Partitions=gpu BootTime=2026-01-01T10:00:00 LastBusyTime=2026-01-01T10:00:00 "
-    "Reason=bitten-cooling: leak on cdu-a (loop dlc-a): leak detected by Moisture [root@2026-01-01T10:05:00]\n"
-    "NodeName=gpu02 Arch=x86_64 State=MIXED ThreadsPerCore=1 Reason=(null)\n"
-    "NodeName=gpu03 State=DOWN+DRAIN+NOT_RESPONDING Reason=Not responding [slurm@2026-01-01T09:00:00] "
-    "Comment=(null)\n"
-)
-
-
-def test_parse_show_node() -> None:
-    nodes = parse_show_node(SHOW_NODE)
-    assert nodes["gpu01"].drained and nodes["gpu01"].ours
-    assert nodes["gpu01"].reason == "bitten-cooling: leak on cdu-a (loop dlc-a): leak detected by Moisture"
-    assert not nodes["gpu02"].drained and nodes["gpu02"].reason == ""
-    assert nodes["gpu03"].drained and not nodes["gpu03"].ours and nodes["gpu03"].reason == "Not responding"
-
-
-def test_scontrol_argv(tmp_path: Path) -> None:
-    log = tmp_path / "argv"
-    fake = tmp_path / "scontrol"
-    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" >> {log}\necho '---' >> {log}\n"
-                    "[ \"$1\" = show ] && printf 'NodeName=gpu01 State=IDLE Reason=(null)\\n'\nexit 0\n")
-    fake.chmod(0o755)
-    slurm = Scontrol([str(fake)])
-    slurm.drain(["gpu01", "gpu02", "gpu03"], "bitten-cooling: leak on cdu-a")
-    slurm.resume(["gpu01"])
-    assert slurm.node_states(["gpu01"])["gpu01"].state == "IDLE"
-    calls = log.read_text().split("---\n")
-    assert calls[0].splitlines() == ["update", "nodename=gpu[01-03]", "state=drain",
-                                     "reason=bitten-cooling: leak on cdu-a"]
-    assert calls[1].splitlines() == ["update", "nodename=gpu01", "state=resume"]
-    with pytest.raises(SlurmError, match="must not contain"):
-        slurm.drain(["gpu01"], "a=b")
-    with pytest.raises(SlurmError, match="exit 1"):
-        Scontrol(["false"]).resume(["gpu01"])
-    with pytest.raises(SlurmError):
-        Scontrol([str(tmp_path / "missing")]).resume(["gpu01"])
-    assert subprocess.run(["true"], check=False).returncode == 0
-
-
 def test_memory_slurm_semantics() -> None:
     slurm = MemorySlurm(["a"])
-    slurm.drain(["a"], "x")
+    assert slurm.drain(["a"], "x")["a"].state == "IDLE+DRAIN"
     assert slurm.node_states(["a"])["a"].state == "IDLE+DRAIN"
-    slurm.resume(["a"])
+    assert slurm.resume(["a"])["a"].state == "IDLE"
     assert slurm.node_states(["a"])["a"].state == "IDLE"

@@ -21,9 +21,9 @@ from bitten.capabilities import load_site, render_file
 from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
 from bitten.cooling.metrics import AgentCollector
-from bitten.cooling.slurm import MemorySlurm
 from bitten.core.pki import server_tls
 from bitten.lab.doubles.cdu import CduSimulator, ConstantLoad, Plant, serve_cdus
+from bitten.lab.doubles.slurm import MemorySlurm
 from bitten.lab.httpserve import in_thread
 from bitten.lab.lab import SERVICES, SUMMARIES, Lab
 

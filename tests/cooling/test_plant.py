@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bitten.cooling.agent import Agent
-from bitten.cooling.slurm import MemorySlurm
 from bitten.lab.doubles.cdu import ConstantLoad, SineLoad, SlurmLoad
 from bitten.lab.doubles.plant import build_plant, parse_load, run_plant
+from bitten.lab.doubles.slurm import MemorySlurm
 
 from .helpers import agent_config
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from gpu_fixtures import DOUBLES, FIXTURES
 
+from bitten.core import process as run_module
+from bitten.core.process import Result
 from bitten.gpu import check
-from bitten.gpu import run as run_module
+from bitten.gpu.drain import Action
 from bitten.gpu.health import Expectation, Policy, Status
-from bitten.gpu.run import Result
-from bitten.gpu.slurm import Action
 
 
 def _state(tmp: Path, query: str, listing: str, topo: str, kernel: str | None = None) -> Path:
@@ -129,18 +129,25 @@ def test_cpu_node_has_nothing_to_check(tmp_path: Path) -> None:
 
 
 class Scontrol:
-    """Records scontrol calls and answers `show node` with a given state (unit-test stand-in)."""
+    """Records scontrol calls and answers `show node` with the node's state, which drain and resume change
+    (unit-test stand-in; ``obey=False``: Slurm accepts the update but the node stays as it was)."""
 
-    def __init__(self, state: str, reason: str | None = None) -> None:
-        self.line = f"NodeName=gpu01 Arch=x86_64 State={state} ThreadsPerCore=1"
-        if reason:
-            self.line += f" Reason={reason} [root@2025-06-12T10:05:00]"
+    def __init__(self, state: str, reason: str | None = None, obey: bool = True) -> None:
+        self.state, self.reason, self.obey = state, reason, obey
         self.calls: list[list[str]] = []
 
     def __call__(self, argv: Sequence[str], timeout: float) -> Result:
         self.calls.append(list(argv))
-        out = self.line + "\n" if argv[1] == "show" else ""
-        return Result(tuple(argv), 0, out, "")
+        if argv[1] == "show":
+            line = f"NodeName=gpu01 Arch=x86_64 State={self.state} ThreadsPerCore=1"
+            if self.reason:
+                line += f" Reason={self.reason} [root@2025-06-12T10:05:00]"
+            return Result(tuple(argv), 0, line + "\n", "")
+        if self.obey and "State=DRAIN" in argv:
+            self.state, self.reason = self.state.split("+")[0] + "+DRAIN", argv[-1].removeprefix("Reason=")
+        elif self.obey and "State=RESUME" in argv:
+            self.state = self.state.split("+")[0]
+        return Result(tuple(argv), 0, "", "")
 
 
 def test_act_drains_then_resumes(double: Path, tmp_path: Path) -> None:
@@ -150,12 +157,25 @@ def test_act_drains_then_resumes(double: Path, tmp_path: Path) -> None:
     scontrol = Scontrol("IDLE")
     outcome = check.act("gpu01", bad, config, scontrol)
     assert outcome.action is Action.DRAIN
-    assert scontrol.calls[-1] == ["scontrol", "update", "NodeName=gpu01", "State=DRAIN",
-                                  "Reason=gpu-health: 1 of 8 GPUs missing (nvidia-smi sees 7)"]
+    assert scontrol.calls[1] == ["scontrol", "update", "NodeName=gpu01", "State=DRAIN",
+                                 "Reason=gpu-health: 1 of 8 GPUs missing (nvidia-smi sees 7)"]
+    # what Slurm shows afterwards is what the outcome reports
+    assert scontrol.calls[2][:3] == ["scontrol", "show", "node"]
+    assert (outcome.state_before, outcome.state_after, outcome.error) == ("IDLE", "IDLE+DRAIN", None)
     good = check.evaluate(_config(tmp_path, expect=Expectation(count=7, slurm_type="b200", nvswitch=True)))
     scontrol = Scontrol("IDLE+DRAIN", outcome.reason)
-    assert check.act("gpu01", good, config, scontrol).action is Action.RESUME
-    assert scontrol.calls[-1] == ["scontrol", "update", "NodeName=gpu01", "State=RESUME"]
+    resumed = check.act("gpu01", good, config, scontrol)
+    assert resumed.action is Action.RESUME
+    assert scontrol.calls[1] == ["scontrol", "update", "NodeName=gpu01", "State=RESUME"]
+    assert (resumed.state_after, resumed.error) == ("IDLE", None)
+
+
+def test_act_reports_a_drain_slurm_did_not_make(double: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    shutil.copy(FIXTURES / "smi-q-b200x7-lost.xml", double / "query.xml")
+    outcome = check.act("gpu01", check.evaluate(config), config, Scontrol("IDLE", obey=False))
+    assert outcome.action is Action.DRAIN and outcome.state_after == "IDLE"
+    assert outcome.error == "asked Slurm to drain gpu01, but it shows State=IDLE"
 
 
 def test_main_report_json_and_config_files(double: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from bitten.core.pki import CertificateAuthority
-from bitten.core.redfish.connection import Endpoint, RetryPolicy, Timeouts, Tls
 from bitten.core.redfish.credentials import Credentials
+from bitten.core.redfish.endpoint import Endpoint, Timeouts, Tls
+from bitten.core.retry import Backoff
 from bitten.hardware.fleet import Settings
 from bitten.lab.doubles.bmc_emulator import EmulatorServer, SystemSpec, write_htpasswd
 from bitten.lab.doubles.faults import FaultInjector
@@ -27,7 +28,7 @@ USER = "bitten-test"
 PASSWORD = "emulator-test-password-7d1f"
 CREDS = Credentials(USER, PASSWORD)
 MOCKUPS = Path(__file__).resolve().parents[1] / "fixtures" / "redfish-mockups"
-FAST_RETRY = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
+FAST_RETRY = Backoff(attempts=4, initial=0.01, maximum=0.05)
 FAST_TIMEOUTS = Timeouts(connect=2.0, read=2.0, power=5.0, poll=0.05)
 
 

@@ -134,7 +134,7 @@ def test_boot_once_from_virtual_media(start_emulator: Callable[..., Emulator], p
 def test_tls_verification_is_on_by_default(start_emulator: Callable[..., Emulator], pki: Pki,
                                            tmp_path: Path) -> None:
     from bitten.core.pki import CertificateAuthority
-    from bitten.core.redfish.connection import Tls
+    from bitten.core.redfish.endpoint import Tls
     from bitten.hardware.fleet import Settings
 
     emu = start_emulator([SystemSpec("n1")])
@@ -142,7 +142,7 @@ def test_tls_verification_is_on_by_default(start_emulator: Callable[..., Emulato
     settings = Settings(tls=Tls(ca_file=str(other_ca.cert_path)), timeouts=pki.settings.timeouts,
                         retry=pki.settings.retry)
     result = run_node(Target(emu.endpoint("n1"), DESIRED, CREDS), "plan", settings=settings)
-    assert not result.ok and result.error_kind == "BmcUnreachable"
+    assert not result.ok and result.error_kind == "RedfishUnreachable"
     assert "TLS verification failed" in (result.error or "")
     assert result.retries == 0, "a certificate problem is not retried"
     with pytest.raises(PlanError):
@@ -151,7 +151,7 @@ def test_tls_verification_is_on_by_default(start_emulator: Callable[..., Emulato
 
 def test_one_bmc_per_port(tmp_path: Path, pki: Pki, htpasswd: Path) -> None:
     """port_per_system: each system behind its own port, its Systems collection listing only itself."""
-    from bitten.core.redfish.connection import Endpoint
+    from bitten.core.redfish.endpoint import Endpoint
     from bitten.hardware.fleet import run_fleet
     from bitten.lab.doubles.bmc_emulator import EmulatorServer
 
@@ -164,7 +164,7 @@ def test_one_bmc_per_port(tmp_path: Path, pki: Pki, htpasswd: Path) -> None:
             assert members == [{"@odata.id": f"/redfish/v1/Systems/{specs[1].uuid}"}]
         stray = run_node(Target(Endpoint("n0", server.url_of("n1"), "n0", "generic"), DESIRED, CREDS), "plan",
                          settings=pki.settings)
-        assert stray.error_kind == "BmcNotFound", "another node's system is not on this BMC"
+        assert stray.error_kind == "RedfishNotFound", "another node's system is not on this BMC"
         result = run_fleet([Target(Endpoint(s.name, server.url_of(s.name), s.name, "generic"),
                                    Desired(power="On"), CREDS) for s in specs], "apply", settings=pki.settings)
         assert result.ok and len(result.changed) == 3

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from bitten.core.redfish.connection import Endpoint, RetryPolicy, Timeouts
 from bitten.core.redfish.credentials import Credentials
+from bitten.core.redfish.endpoint import Endpoint, Timeouts
+from bitten.core.retry import Backoff
 from bitten.hardware import run_fleet, run_node
 from bitten.hardware.fleet import Settings, Target
 from bitten.hardware.plan import Desired
@@ -42,7 +43,7 @@ def test_persistent_500_fails_the_node_naming_the_bmc(start_emulator: Callable[.
     emu = start_emulator([SystemSpec("n1")])
     emu.faults.add(Fault("status", status=500, path=r"/Systems/n1$", times=None))
     result = run_node(Target(emu.endpoint("n1"), DESIRED, CREDS), "apply", settings=pki.settings)
-    assert not result.ok and result.error_kind == "BmcServerError"
+    assert not result.ok and result.error_kind == "RedfishServerError"
     assert f"BMC {emu.url} system n1 (host n1)" in (result.error or "")
     assert "HTTP 500 after 4 attempt(s)" in (result.error or "")
 
@@ -52,7 +53,7 @@ def test_timeouts_are_retried(start_emulator: Callable[..., Emulator], pki: Pki)
     # margins wide enough for a loaded CI machine: only the delayed answer may time out
     slow = emu.faults.add(Fault("delay", seconds=3.0, path=r"/BIOS$", times=1))
     settings = Settings(tls=pki.tls, timeouts=Timeouts(connect=2, read=1.5, power=5, poll=0.05),
-                        retry=RetryPolicy(attempts=4, initial_delay=0.01))
+                        retry=Backoff(attempts=4, initial=0.01))
     result = run_node(Target(emu.endpoint("n1"), DESIRED, CREDS), "apply", settings=settings)
     assert result.ok, result.error
     assert slow.fired == 1 and result.retries >= 1
@@ -70,7 +71,7 @@ def test_wrong_password_fails_fast_on_ilo(start_ilo: Callable[..., Ilo], pki: Pk
     ilo = start_ilo()
     wrong = Credentials(USER, "not-the-password")
     result = run_node(Target(ilo.endpoint("gpu07"), DESIRED, wrong), "apply", settings=pki.settings)
-    assert result.error_kind == "BmcAuthError"
+    assert result.error_kind == "RedfishAuthError"
     assert f"BMC {ilo.url} system 1 (host gpu07)" in (result.error or "")
     assert f"authentication failed as user {USER!r} (HTTP 401)" in (result.error or "")
     # one login attempt: no retry, no fallback to basic auth (iLO counts every failure toward its lock-out)
@@ -82,7 +83,7 @@ def test_wrong_password_fails_fast_on_the_emulator(start_emulator: Callable[...,
     emu = start_emulator([SystemSpec("n1")])
     result = run_node(Target(emu.endpoint("n1"), DESIRED, Credentials(USER, "nope")), "apply",
                       settings=pki.settings)
-    assert result.error_kind == "BmcAuthError" and result.retries == 0
+    assert result.error_kind == "RedfishAuthError" and result.retries == 0
 
 
 def test_slow_power_transition_is_awaited(start_emulator: Callable[..., Emulator], pki: Pki) -> None:
@@ -130,9 +131,9 @@ def test_one_failing_bmc_never_stops_the_others(start_emulator: Callable[..., Em
     assert sorted(r.host for r in result.changed) == ["n1", "n2", "n5"]
     failed = {r.host: r for r in result.failed}
     assert set(failed) == {"ghost", "n3", "n4"}
-    assert failed["n3"].error_kind == "BmcServerError"
-    assert failed["n4"].error_kind == "BmcAuthError"
-    assert failed["ghost"].error_kind == "BmcUnreachable" and "connection refused" in (failed["ghost"].error or "")
+    assert failed["n3"].error_kind == "RedfishServerError"
+    assert failed["n4"].error_kind == "RedfishAuthError"
+    assert failed["ghost"].error_kind == "RedfishUnreachable" and "connection refused" in (failed["ghost"].error or "")
     assert result.as_dict()["failed"] == ["ghost", "n3", "n4"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bitten.core.redfish.connection import Endpoint
+from bitten.core.redfish.endpoint import Endpoint
 from bitten.hardware import run_node
 from bitten.hardware.fleet import Target
 from bitten.hardware.plan import Desired, Options

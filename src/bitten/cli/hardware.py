@@ -16,8 +16,10 @@ import typer
 from rich.console import Console
 
 from bitten.cli.common import load_or_exit
-from bitten.core.redfish.connection import RetryPolicy, Timeouts, Tls
+from bitten.core.redfish import flavours
+from bitten.core.redfish.endpoint import Timeouts, Tls
 from bitten.core.redfish.errors import CredentialsError
+from bitten.core.retry import Backoff
 from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import DEFAULT_CONCURRENCY, Action, FleetResult, Settings, run_fleet
 from bitten.hardware.plan import Options
@@ -50,7 +52,7 @@ def _settings(ca: Path | None, insecure: bool, timeout: float, power_timeout: fl
         err.print("[yellow]warning[/]: --insecure: BMC certificates are not verified")
     return Settings(tls=Tls(verify=not insecure, ca_file=str(ca) if ca else None),
                     timeouts=Timeouts(connect=min(10.0, timeout), read=timeout, power=power_timeout),
-                    retry=RetryPolicy(attempts=retries + 1))
+                    retry=Backoff(attempts=retries + 1))
 
 
 def _select(inventory: list[Path], vault: str | None, limit: list[str]) -> Selection:
@@ -125,6 +127,13 @@ def apply(inventory: InventoryArg, limit: LimitOpt = [], concurrency: Concurrenc
     result = _run("apply", inventory, vault_password_file, limit, concurrency, settings,
                   Options(reboot=reboot, check_boot_mac=not no_check_mac, wait=not no_wait), as_json)
     raise typer.Exit(1 if result.failed else 0)
+
+
+@app.command("flavours")
+def flavours_() -> None:
+    """The BMC vendor flavours bitten knows (bitten_bmc.flavour): the modules of bitten.core.redfish.flavours."""
+    for name, line in flavours.describe().items():
+        out.print(f"{name:<12} {line}")
 
 
 @app.command("inventory")

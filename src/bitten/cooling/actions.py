@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bitten.cooling.alarms import Alarm, AlarmTracker, Transition
-from bitten.cooling.slurm import REASON_PREFIX, Slurm, SlurmError
+from bitten.core.scontrol import Nodes, NodeState, ReasonPrefix, ScontrolError
 from bitten.site.model import AlarmAction
 
 log = logging.getLogger("bitten.cooling.actions")
+
+#: every reason the agent sets starts with this, and it only ever resumes nodes whose reason does
+REASON = ReasonPrefix("bitten-cooling:")
 
 
 @dataclass(frozen=True)
@@ -115,12 +118,16 @@ class GpuPowerCapper:
 
 
 def reason_for(loop: str, cdu: str, kind: str, detail: str) -> str:
-    text = f"{REASON_PREFIX} {kind} on {cdu} (loop {loop}): {detail}"
-    return text.replace("=", ":").replace("\n", " ")[:250]
+    return REASON.reason(f"{kind} on {cdu} (loop {loop}): {detail}")
+
+
+def _shown(name: str, states: dict[str, NodeState]) -> str:
+    node = states.get(name)
+    return f"{name} {node.state}" if node else f"{name} not shown"
 
 
 class ActionEngine:
-    def __init__(self, store: StateStore, slurm: Slurm | None, capper: GpuPowerCapper | None,
+    def __init__(self, store: StateStore, slurm: Nodes | None, capper: GpuPowerCapper | None,
                  counter: dict[tuple[str, str], int] | None = None) -> None:
         self.store = store
         self.slurm = slurm
@@ -174,6 +181,8 @@ class ActionEngine:
 
     # --- Slurm ----------------------------------------------------------------------------------------------
     def _drain(self, loop: str, kind: str, names: list[str], reason: str) -> None:
+        """Drain the loop's nodes that are not drained yet (a DOWN node too: it would come back by itself), and
+        record what Slurm shows afterwards."""
         if self.slurm is None:
             return
         try:
@@ -184,28 +193,39 @@ class ActionEngine:
                 self._record(loop, kind, "drain", unknown, "failed", "Slurm does not know these nodes")
             if not todo:
                 return
-            self.slurm.drain(todo, reason)
-        except SlurmError as exc:
+            after = self.slurm.drain(todo, reason)
+        except ScontrolError as exc:
             self._record(loop, kind, "drain", names, "failed", str(exc))
             return
-        self._record(loop, kind, "drain", todo, "done", reason)
+        missed = [n for n in todo if n not in after or not after[n].drained]
+        if missed:
+            self._record(loop, kind, "drain", missed, "failed",
+                         "Slurm did not drain them: " + ", ".join(_shown(n, after) for n in missed))
+        if done := [n for n in todo if n not in missed]:
+            self._record(loop, kind, "drain", done, "done", reason)
 
     def _resume(self, loop: str, kind: str, names: list[str]) -> None:
+        """Resume the loop's nodes the agent drained (its reason prefix); record what Slurm shows afterwards."""
         if self.slurm is None:
             return
         try:
             states = self.slurm.node_states(names)
-            todo = [n for n in names if n in states and states[n].drained and states[n].ours]
-            others = [n for n in names if n in states and states[n].drained and not states[n].ours]
+            todo = [n for n in names if n in states and states[n].drained and REASON.owns(states[n])]
+            others = [n for n in names if n in states and states[n].drained and not REASON.owns(states[n])]
             if others:
                 self._record(loop, kind, "resume", others, "skipped", "drained for another reason: left alone")
             if not todo:
                 return
-            self.slurm.resume(todo)
-        except SlurmError as exc:
+            after = self.slurm.resume(todo)
+        except ScontrolError as exc:
             self._record(loop, kind, "resume", names, "failed", str(exc))
             return
-        self._record(loop, kind, "resume", todo, "done", "alarm cleared")
+        missed = [n for n in todo if n not in after or after[n].drained]
+        if missed:
+            self._record(loop, kind, "resume", missed, "failed",
+                         "Slurm still shows them drained: " + ", ".join(_shown(n, after) for n in missed))
+        if done := [n for n in todo if n not in missed]:
+            self._record(loop, kind, "resume", done, "done", "alarm cleared")
 
     # --- GPU power --------------------------------------------------------------------------------------------
     def _cap(self, loop: str, kind: str, nodes: Sequence[LoopNode], pct: int) -> None:

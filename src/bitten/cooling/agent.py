@@ -10,7 +10,6 @@ the fresh readings go into the ledger.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,8 @@ from bitten.cooling.ledger import Ledger
 from bitten.cooling.modbus import DeviceError, MeterReading, ModbusMeter
 from bitten.cooling.physics import PhysicsError, Properties, coolant_properties, divergence, heat_kw
 from bitten.cooling.redfish import CduReading, RedfishCdu
-from bitten.cooling.slurm import Scontrol, Slurm
+from bitten.core.retry import Backoff
+from bitten.core.scontrol import Nodes, Scontrol
 from bitten.site.model import ALARM_KINDS, COUNTER_QUANTITIES, AlarmAction, Coolant
 
 log = logging.getLogger("bitten.cooling.agent")
@@ -125,20 +125,21 @@ def meter_view(reading: MeterReading) -> MeterView:
     return view
 
 
-def backoff(failures: int, base: float, cap: float = 60.0) -> float:
-    """Seconds before the next attempt after ``failures`` consecutive failures (exponential, jittered).
+#: the longest wait between attempts at a device that fails: one that comes back is seen again within about a
+#: minute, and one request a minute to a device that is down costs nothing
+RETRY_CAP_S = 60.0
 
-    Capped at a minute: a CDU that comes back should be seen again within about a minute, and one request a
-    minute to a device that is down costs nothing.
-    """
-    delay = min(base * 2 ** max(0, failures - 1), max(cap, base))
-    return float(delay * random.uniform(0.8, 1.2))
+
+def poll_backoff(poll_interval: float) -> Backoff:
+    """When to try a failing device again: the poll interval, doubling per failure, capped, jittered."""
+    return Backoff(initial=poll_interval, maximum=max(RETRY_CAP_S, poll_interval), jitter=0.2)
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, *, slurm: Slurm | None = None, capper: GpuPowerCapper | None = None,
+    def __init__(self, config: AgentConfig, *, slurm: Nodes | None = None, capper: GpuPowerCapper | None = None,
                  request_timeout: float = 5.0) -> None:
         self.config = config
+        self.retry = poll_backoff(config.poll_interval_s)
         self.started = time.time()
         self.cdus: dict[str, RedfishCdu] = {
             name: RedfishCdu(name, c.url, c.cdu_id, username=c.username, password=c.password, auth=c.auth,
@@ -204,7 +205,7 @@ class Agent:
             st.failures += 1
             st.errors_total += 1
             st.last_error = f"{error.__class__.__name__}: {error}"[:300]
-            st.next_attempt = now + backoff(st.failures, self.config.poll_interval_s)
+            st.next_attempt = now + self.retry.delay(st.failures)
             level = logging.WARNING if st.failures in (1, 5) or st.failures % 50 == 0 else logging.DEBUG
             log.log(level, "%s: poll failed (%d in a row, next try in %.0f s): %s", name, st.failures,
                     st.next_attempt - now, st.last_error)

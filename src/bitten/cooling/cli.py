@@ -171,7 +171,8 @@ def resume(
     config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml"),
 ) -> None:
     """After an inspection (a leak is never resumed automatically): resume the loop's nodes the agent drained."""
-    from bitten.cooling.slurm import Scontrol, SlurmError
+    from bitten.cooling.actions import REASON
+    from bitten.core.scontrol import Scontrol, ScontrolError
 
     cfg = _config(config)
     if loop not in cfg.loops:
@@ -181,13 +182,18 @@ def resume(
     slurm = Scontrol()
     try:
         states = slurm.node_states(names)
-        ours = [n for n in names if n in states and states[n].drained and states[n].ours]
-        if ours:
-            slurm.resume(ours)
-    except SlurmError as exc:
+        ours = [n for n in names if n in states and states[n].drained and REASON.owns(states[n])]
+        after = slurm.resume(ours) if ours else {}
+    except ScontrolError as exc:
         err.print(f"[red]error[/]: {exc}")
         raise typer.Exit(1) from None
-    out.print(f"resumed {', '.join(ours) or 'nothing (no node of the loop was drained by the agent)'}")
+    still = [n for n in ours if n not in after or after[n].drained]
+    resumed = [n for n in ours if n not in still]
+    out.print(f"resumed {', '.join(resumed) or 'nothing (no node of the loop was drained by the agent)'}")
+    if still:
+        err.print("[red]error[/]: Slurm still shows drained: "
+                  + ", ".join(f"{n} {after[n].state}" if n in after else n for n in still))
+        raise typer.Exit(1)
 
 
 @energy_app.command()

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from bitten.cooling.redfish import RedfishCdu
+from bitten.core.retry import Backoff
 
 log = logging.getLogger("bitten.cooling.events")
 
@@ -47,7 +48,8 @@ class EventListener(threading.Thread):
         self.uri: str | None = None
 
     def run(self) -> None:
-        backoff = 1.0
+        reconnect = Backoff(initial=1.0, maximum=self.max_backoff, jitter=0.2)
+        failures = 0
         session = requests.Session()
         session.headers.update(dict(self.cdu.session.headers))
         session.auth = self.cdu.session.auth
@@ -63,7 +65,7 @@ class EventListener(threading.Thread):
                     if resp.status_code != 200:
                         raise requests.RequestException(f"HTTP {resp.status_code}")
                     self.connected.set()
-                    backoff = 1.0
+                    failures = 0
                     for payload in parse_stream(resp.iter_lines(chunk_size=1, decode_unicode=False)):
                         if self.stop_event.is_set():
                             return
@@ -72,6 +74,6 @@ class EventListener(threading.Thread):
                 log.debug("%s event stream: %s", self.cdu.name, exc)
             finally:
                 self.connected.clear()
-            if self.stop_event.wait(backoff):
+            failures += 1
+            if self.stop_event.wait(reconnect.delay(failures)):
                 return
-            backoff = min(backoff * 2, self.max_backoff)

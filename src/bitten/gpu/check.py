@@ -22,12 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import health as h
-from .run import Result, run
-from .slurm import Action, NodeState, decide, parse_node, reason_text, scontrol_argv
-from .smi import EXIT_CODES, SmiParseError, SmiReport, parse_query
-from .topology import TopologyParseError, parse_topology
-from .xid import XidEvent, parse_kernel_log
+from bitten.core.process import Result, run
+from bitten.core.scontrol import NodeState, Scontrol, ScontrolError
+from bitten.gpu import health as h
+from bitten.gpu.drain import Action, decide, reason_text
+from bitten.gpu.smi import EXIT_CODES, SmiParseError, SmiReport, parse_query
+from bitten.gpu.topology import TopologyParseError, parse_topology
+from bitten.gpu.xid import XidEvent, parse_kernel_log
 
 NODE_FILE = "/etc/bitten/gpu-node.json"
 CONFIG_FILE = "/etc/bitten/gpu-health.json"
@@ -222,38 +223,59 @@ class Outcome:
     reason: str | None
     action: Action = Action.NONE
     state_before: str | None = None
+    #: the node's state read back from Slurm after the action (None when nothing was done or it was unreadable)
+    state_after: str | None = None
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "node": self.node, "healthy": self.verdict.healthy, "reason": self.reason, "action": self.action.value,
-            "state_before": self.state_before, "error": self.error, "time": int(time.time()),
+            "state_before": self.state_before, "state_after": self.state_after, "error": self.error,
+            "time": int(time.time()),
             "checks": [{"name": c.name, "status": c.status.value, "findings": list(c.findings), "detail": c.detail}
                        for c in self.verdict.checks],
         }
 
 
 def act(node: str, verdict: h.Verdict, config: Config, runner: Runner = run) -> Outcome:
-    """Drain or resume ``node`` through scontrol according to ``verdict``."""
+    """Drain or resume ``node`` through scontrol according to ``verdict``, and report what Slurm shows after."""
     reason = reason_text(verdict.findings) if not verdict.healthy else None
     outcome = Outcome(node, verdict, reason)
-    shown = runner(["scontrol", "show", "node", "-o", node], config.command_timeout)
-    if not shown.ok:
-        outcome.error = f"scontrol show node {node} failed: {(shown.stderr or 'timed out').strip()}"
-        return outcome
+    slurm = Scontrol(timeout=config.command_timeout, runner=runner)
     try:
-        state: NodeState = parse_node(shown.stdout, node)
-    except ValueError as exc:
+        state: NodeState | None = slurm.node_states([node]).get(node)
+    except ScontrolError as exc:
         outcome.error = str(exc)
+        return outcome
+    if state is None:
+        outcome.error = f"scontrol printed no NodeName={node} line"
         return outcome
     outcome.state_before = state.state
     outcome.action = decide(state, reason)
-    argv = scontrol_argv(outcome.action, node, reason)
-    if argv is not None:
-        done = runner(argv, config.command_timeout)
-        if not done.ok:
-            outcome.error = f"{' '.join(argv[:3])} failed: {(done.stderr or 'timed out').strip()}"
+    try:
+        if outcome.action in (Action.DRAIN, Action.UPDATE_REASON):
+            assert reason is not None
+            after = slurm.drain([node], reason).get(node)
+            if after is None or not after.drained or after.reason != reason:
+                outcome.error = (f"asked Slurm to drain {node}, but it shows "
+                                 f"{_shown(after)}")
+        elif outcome.action is Action.RESUME:
+            after = slurm.resume([node]).get(node)
+            if after is None or after.drained:
+                outcome.error = f"asked Slurm to resume {node}, but it shows {_shown(after)}"
+        else:
+            return outcome
+    except ScontrolError as exc:
+        outcome.error = str(exc)
+        return outcome
+    outcome.state_after = after.state if after else None
     return outcome
+
+
+def _shown(node: NodeState | None) -> str:
+    if node is None:
+        return "no such node"
+    return f"State={node.state} Reason={node.reason}" if node.reason else f"State={node.state}"
 
 
 def _node_name(explicit: str | None) -> str:

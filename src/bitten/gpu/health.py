@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .smi import GpuState, SmiReport, matches_type
-from .topology import Topology
-from .xid import XidEvent
+from bitten.gpu.smi import GpuState, SmiReport, matches_type
+from bitten.gpu.topology import Topology
+from bitten.gpu.xid import XidEvent
 
 
 class Status(Enum):

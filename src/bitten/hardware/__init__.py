@@ -8,19 +8,21 @@ Ansible module, and the Pulumi stack in stacks/hardware.
 
 from __future__ import annotations
 
-from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts, Tls
+from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.credentials import Credentials
+from bitten.core.redfish.endpoint import Endpoint, Limits, Timeouts, Tls
 from bitten.core.redfish.errors import (
-    BmcAuthError,
-    BmcRequestError,
-    BmcServerError,
-    BmcUnreachable,
-    BmcUnsupported,
     CredentialsError,
     PlanError,
     PowerTimeout,
+    RedfishAuthError,
     RedfishError,
+    RedfishRequestError,
+    RedfishServerError,
+    RedfishUnreachable,
+    RedfishUnsupported,
 )
+from bitten.core.retry import Backoff
 from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import FleetResult, NodeResult, Settings, Target, run_fleet, run_node
 from bitten.hardware.inventory import Inventory, read_inventory
@@ -28,8 +30,9 @@ from bitten.hardware.node import Node
 from bitten.hardware.plan import Change, Desired, Observed, Options, Plan, make_plan
 
 __all__ = [
-    "BmcAuthError", "BmcRequestError", "BmcServerError", "BmcUnreachable", "BmcUnsupported", "Change", "Connection",
-    "CredentialStore", "Credentials", "CredentialsError", "Desired", "Endpoint", "FleetResult", "Inventory", "Node",
-    "NodeResult", "Observed", "Options", "Plan", "PlanError", "PowerTimeout", "RedfishError", "RetryPolicy",
-    "Settings", "Target", "Timeouts", "Tls", "make_plan", "read_inventory", "run_fleet", "run_node",
+    "Backoff", "Change", "Connection", "CredentialStore", "Credentials", "CredentialsError", "Desired", "Endpoint",
+    "FleetResult", "Inventory", "Limits", "Node", "NodeResult", "Observed", "Options", "Plan", "PlanError",
+    "PowerTimeout", "RedfishAuthError", "RedfishError", "RedfishRequestError", "RedfishServerError",
+    "RedfishUnreachable", "RedfishUnsupported", "Settings", "Target", "Timeouts", "Tls", "make_plan",
+    "read_inventory", "run_fleet", "run_node",
 ]

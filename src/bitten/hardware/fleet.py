@@ -15,9 +15,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts, Tls
+from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.credentials import Credentials
-from bitten.core.redfish.errors import CredentialsError, RedfishError
+from bitten.core.redfish.endpoint import Endpoint, Limits, Timeouts, Tls
+from bitten.core.redfish.errors import CredentialsError, RedfishError, UnknownFlavour
+from bitten.core.retry import Backoff
 from bitten.hardware.inventory import Inventory, read_inventory
 from bitten.hardware.node import Node
 from bitten.hardware.plan import Desired, Options, Plan, same_value
@@ -47,7 +49,8 @@ class Settings:
 
     tls: Tls = field(default_factory=Tls)
     timeouts: Timeouts = field(default_factory=Timeouts)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: Backoff = field(default_factory=Backoff)
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -122,9 +125,11 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
     endpoint = target.endpoint
     result = NodeResult(host=endpoint.host, where=endpoint.where, action=action)
     start = time.monotonic()
-    conn = Connection(endpoint, target.credentials, settings.tls, settings.timeouts, settings.retry, sleep)
+    conn: Connection | None = None
     node: Node | None = None
     try:
+        conn = Connection(endpoint, target.credentials, settings.tls, settings.timeouts, settings.retry,
+                          settings.limits, sleep)
         with conn:
             node = Node(conn, sleep=sleep)
             if action == "inventory":
@@ -145,6 +150,8 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
                     result.inventory = read_inventory(node, gpus=False)
     except (RedfishError, CredentialsError) as exc:
         result.error, result.error_kind = str(exc), exc.__class__.__name__
+    except UnknownFlavour as exc:
+        result.error, result.error_kind = f"{endpoint.where}: {exc}", "UnknownFlavour"
     except Exception as exc:  # a bug or an unexpected answer: report it with the node, keep the fleet going
         LOG.debug("%s: unexpected error\n%s", endpoint.where, traceback.format_exc())
         result.error = f"{endpoint.where}: unexpected {exc.__class__.__name__}: {exc}"
@@ -153,8 +160,9 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
         if node is not None:
             result.notes = list(node.notes)
         result.seconds = time.monotonic() - start
-        result.requests = conn.connector.counters.requests
-        result.retries = conn.connector.counters.retries
+        if conn is not None:
+            result.requests = conn.connector.counters.requests
+            result.retries = conn.connector.counters.retries
     if result.error:
         LOG.error("%s", result.error)
     return result

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bitten.hardware.node import Node, _link, _members
+from bitten.core.redfish.document import link, members
+from bitten.hardware.node import Node
 
 #: PCI base classes of compute GPUs: display controllers (except VGA, subclass 0) and processing accelerators
 DISPLAY, ACCELERATOR = 0x03, 0x12
@@ -74,15 +75,15 @@ def _text(value: Any) -> str | None:
 def read_inventory(node: Node, gpus: bool = True) -> Inventory:
     """Read the facts; ``gpus=False`` skips the PCIe walk (the most requests)."""
     conn = node.conn
-    raw: dict[str, Any] = node.system(refresh=True).json
+    raw: dict[str, Any] = node.system(refresh=True)
     processors, found_gpus = _processors(node, raw)
     memory = raw.get("MemorySummary") or {}
     memory_gib = memory.get("TotalSystemMemoryGiB")
     dimms = None
-    memory_path = _link(raw, "Memory")
+    memory_path = link(raw, "Memory")
     if memory_path:
         # optional: the sushy-tools emulator links a Memory collection it does not serve
-        dimm_paths = _members(conn.get_json(memory_path, optional=True))
+        dimm_paths = members(conn.get_json(memory_path, optional=True))
         present = 0
         mib = 0
         for path in dimm_paths:
@@ -99,7 +100,7 @@ def read_inventory(node: Node, gpus: bool = True) -> Inventory:
     hpe = ((raw.get("Oem") or {}).get("Hpe") or {})
     oem = {k: hpe[k] for k in ("PostState", "PowerRegulatorMode", "PowerAutoOn") if k in hpe}
     firmware = None
-    manager = _link(raw, "Links", "ManagedBy")
+    manager = link(raw, "Links", "ManagedBy")
     if manager:
         body = conn.get_json(manager, optional=True)
         firmware = _text(body.get("FirmwareVersion"))
@@ -108,7 +109,7 @@ def read_inventory(node: Node, gpus: bool = True) -> Inventory:
             oem["iLO"] = generation["VersionString"]
     chassis_serial = None
     if not _text(raw.get("SerialNumber")):
-        chassis = _link(raw, "Links", "Chassis")
+        chassis = link(raw, "Links", "Chassis")
         if chassis:
             chassis_serial = _text(conn.get_json(chassis, optional=True).get("SerialNumber"))
     unique: dict[tuple[str, str], Gpu] = {}
@@ -123,12 +124,12 @@ def read_inventory(node: Node, gpus: bool = True) -> Inventory:
 
 
 def _processors(node: Node, raw: dict[str, Any]) -> tuple[list[Processor], list[Gpu]]:
-    path = _link(raw, "Processors")
+    path = link(raw, "Processors")
     cpus: list[Processor] = []
     gpus: list[Gpu] = []
     if path is None:
         return cpus, gpus
-    for member in _members(node.conn.get_json(path, optional=True)):
+    for member in members(node.conn.get_json(path, optional=True)):
         body = node.conn.get_json(member, optional=True)
         if (body.get("Status") or {}).get("State") == "Absent":
             continue
@@ -152,17 +153,17 @@ def _int(value: Any) -> int | None:
 def _pcie_gpus(node: Node, raw: dict[str, Any]) -> list[Gpu]:
     conn = node.conn
     found: list[Gpu] = []
-    hpe_devices = _link(raw, "Oem", "Hpe", "Links", "PCIDevices")
+    hpe_devices = link(raw, "Oem", "Hpe", "Links", "PCIDevices")
     if hpe_devices:
-        for member in _members(conn.get_json(hpe_devices, optional=True)):
+        for member in members(conn.get_json(hpe_devices, optional=True)):
             dev = conn.get_json(member, optional=True)
             if _is_gpu_class(_int(dev.get("ClassCode")), _int(dev.get("SubclassCode"))):
                 found.append(Gpu(str(dev.get("Id") or member), _text(dev.get("Name")), None, "Oem.Hpe.PCIDevices"))
-    chassis = _link(raw, "Links", "Chassis")
+    chassis = link(raw, "Links", "Chassis")
     if chassis:
-        devices = _link(conn.get_json(chassis, optional=True), "PCIeDevices")
+        devices = link(conn.get_json(chassis, optional=True), "PCIeDevices")
         if devices:
-            for member in _members(conn.get_json(devices, optional=True)):
+            for member in members(conn.get_json(devices, optional=True)):
                 dev = conn.get_json(member, optional=True)
                 if _pcie_is_gpu(node, dev):
                     found.append(Gpu(str(dev.get("Id") or member), _text(dev.get("Model") or dev.get("Name")),
@@ -173,10 +174,10 @@ def _pcie_gpus(node: Node, raw: dict[str, Any]) -> list[Gpu]:
 def _pcie_is_gpu(node: Node, dev: dict[str, Any]) -> bool:
     if str(dev.get("DeviceType", "")).upper() == "GPU":
         return True
-    functions = _link(dev, "PCIeFunctions") or _link(dev, "Links", "PCIeFunctions")
+    functions = link(dev, "PCIeFunctions") or link(dev, "Links", "PCIeFunctions")
     if not functions:
         return False
-    for member in _members(node.conn.get_json(functions, optional=True)):
+    for member in members(node.conn.get_json(functions, optional=True)):
         function = node.conn.get_json(member, optional=True)
         code = str(function.get("ClassCode") or "")
         if function.get("DeviceClass") == "ProcessingAccelerators":

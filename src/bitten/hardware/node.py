@@ -1,12 +1,12 @@
 """One node through its BMC: observe, plan, apply (BIOS, virtual media, one-time boot, power), verify.
 
-Flavours:
-- ``hpe_ilo``: Redfish sessions only; BIOS changes go to the object that ``@Redfish.Settings`` names (on iLO
-  ``/redfish/v1/systems/1/bios/settings/``); virtual media under the manager (``Managers/1/VirtualMedia``),
-  inserted by PATCHing ``Image`` with ``Oem.Hpe.BootOnNextServerReset``; the boot mode is the BIOS attribute
-  ``BootMode`` (iLO does not take BootSourceOverrideMode), so it is never sent with the boot override.
-- ``generic``: plain Redfish — session or basic auth, virtual media under the system when it has any (else the
-  manager), the standard InsertMedia action (sushy handles BMCs that want PATCH instead), BootSourceOverrideMode.
+What differs between vendors (sessions or basic auth, where virtual media lives and how an image goes in, whether
+the boot override carries the boot mode, where BIOS changes go) is the endpoint's flavour, a module of
+bitten.core.redfish.flavours; this module is the same for all of them.
+
+Every GET costs a fleet of hundreds a round trip per node, so each resource is read once per observation: the
+system document read by the last power poll is the one the verification looks at, writes carry the ETag of the
+document they were planned from, and a resource is never fetched just to learn its ETag.
 """
 
 from __future__ import annotations
@@ -16,31 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import sushy
-from sushy.resources.manager.virtual_media import VirtualMedia
-
-from bitten.core.redfish.connection import Connection, translated
-from bitten.core.redfish.errors import BmcRequestError, PlanError, PowerTimeout
+from bitten.core.redfish.connection import Connection
+from bitten.core.redfish.document import link, members
+from bitten.core.redfish.errors import PlanError, PowerTimeout, RedfishRequestError, RedfishUnsupported
 from bitten.hardware.plan import Desired, Media, Observed, Options, Plan, make_plan, same_value
 
 LOG = logging.getLogger(__name__)
-
-
-def _link(body: dict[str, Any], *keys: str) -> str | None:
-    value: Any = body
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if isinstance(value, dict):
-        value = value.get("@odata.id")
-    return value if isinstance(value, str) and value else None
-
-
-def _members(body: dict[str, Any]) -> list[str]:
-    return [m["@odata.id"] for m in body.get("Members", []) if isinstance(m, dict) and "@odata.id" in m]
 
 
 class Node:
@@ -50,30 +31,35 @@ class Node:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.conn = conn
         self.endpoint = conn.endpoint
+        self.flavour = conn.flavour
         self._sleep = sleep
         self._clock = clock
-        self._system: Any = None
+        self._system: dict[str, Any] | None = None
+        self._system_etag: str | None = None
+        #: True while the system document is the answer to the latest GET (no write since)
+        self._fresh = False
         self._bios_settings: tuple[str, str | None] | None = None
+        self._media_doc: dict[str, Any] | None = None
+        self._macs: tuple[str, ...] | None = None
         #: what happened besides the plan (a graceful shutdown that had to be forced, ...)
         self.notes: list[str] = []
 
     # --- reading ---------------------------------------------------------------------------------------
-    def system(self, refresh: bool = False) -> Any:
-        with translated(self.endpoint, self.conn.credentials, f"GET {self.endpoint.system_path}"):
-            if self._system is None:
-                self._system = self.conn.root.get_system(self.endpoint.system_path)
-            elif refresh:
-                self._system.refresh(force=True)
+    def system(self, refresh: bool = False) -> dict[str, Any]:
+        """The system document; re-read when asked to and not read since the last write."""
+        if self._system is None or (refresh and not self._fresh):
+            self._system, self._system_etag = self.conn.get(self.endpoint.system_path)
+            self._fresh = True
         return self._system
 
+    def _stale(self) -> None:
+        self._fresh = False
+
     def observe(self, desired: Desired, options: Options | None = None) -> Observed:
-        """Read what the plan needs, and nothing more (a fleet of hundreds pays for every GET)."""
+        """Read what the plan needs, and nothing more."""
         options = options or Options()
-        system = self.system(refresh=True)
-        raw: dict[str, Any] = system.json
+        raw = self.system(refresh=True)
         boot = raw.get("Boot") or {}
-        with translated(self.endpoint, self.conn.credentials, "reset types"):
-            reset_types = tuple(sorted(v.value for v in system.get_allowed_reset_system_values()))
         bios: dict[str, Any] | None = None
         pending: dict[str, Any] = {}
         bios_supported = True
@@ -87,61 +73,65 @@ class Node:
         return Observed(
             power=raw.get("PowerState"), bios=bios, bios_pending=pending, bios_supported=bios_supported,
             boot_target=boot.get("BootSourceOverrideTarget"), boot_enabled=boot.get("BootSourceOverrideEnabled"),
-            boot_mode=None if self.endpoint.flavour == "hpe_ilo" else boot.get("BootSourceOverrideMode"),
+            boot_mode=boot.get("BootSourceOverrideMode") if self.flavour.boot_mode_in_override else None,
             boot_targets=tuple(boot.get("BootSourceOverrideTarget@Redfish.AllowableValues") or ()),
-            reset_types=reset_types, media=media, media_supported=media_supported, macs=macs)
+            reset_types=self.reset_types(raw), media=media, media_supported=media_supported, macs=macs)
+
+    def reset_types(self, raw: dict[str, Any]) -> tuple[str, ...]:
+        """The ResetType values the system allows: inline, or from the action's @Redfish.ActionInfo."""
+        action = (raw.get("Actions") or {}).get("#ComputerSystem.Reset") or {}
+        allowed = action.get("ResetType@Redfish.AllowableValues")
+        if allowed is None and isinstance(action.get("@Redfish.ActionInfo"), str):
+            info = self.conn.get_json(action["@Redfish.ActionInfo"], optional=True)
+            for parameter in info.get("Parameters") or []:
+                if isinstance(parameter, dict) and parameter.get("Name") == "ResetType":
+                    allowed = parameter.get("AllowableValues")
+        return tuple(sorted(str(v) for v in allowed or ()))
 
     def _read_bios(self, raw: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any], bool]:
-        path = _link(raw, "Bios")
+        path = link(raw, "Bios")
         if path is None:
             return None, {}, False
-        body = self.conn.get_json(path)
+        body, etag = self.conn.get(path)
         current = dict(body.get("Attributes") or {})
-        settings = body.get("@Redfish.Settings") or {}
-        settings_path = _link(settings, "SettingsObject")
-        if settings_path is None:
+        settings_path, settings_etag, separate = self.flavour.bios_settings(path, body)
+        if not separate:
             # no separate settings object: the BIOS resource itself takes the PATCH
-            self._bios_settings = (path, None)
+            self._bios_settings = (settings_path, etag)
             return current, {}, True
-        self._bios_settings = (settings_path, settings.get("ETag"))
+        self._bios_settings = (settings_path, settings_etag)
         staged = self.conn.get_json(settings_path).get("Attributes") or {}
         pending = {k: v for k, v in staged.items() if k in current and not same_value(current[k], v)}
         return current, pending, True
 
     def read_macs(self, raw: dict[str, Any] | None = None) -> tuple[str, ...]:
-        raw = raw if raw is not None else self.system().json
-        path = _link(raw, "EthernetInterfaces")
+        """The MACs under the system's EthernetInterfaces (read once per node run)."""
+        if self._macs is not None:
+            return self._macs
+        raw = raw if raw is not None else self.system()
+        path = link(raw, "EthernetInterfaces")
         if path is None:
             return ()
         macs: set[str] = set()
-        for member in _members(self.conn.get_json(path)):
-            nic = self.conn.get_json(member)
+        for nic in self.conn.members(path):
             for key in ("MACAddress", "PermanentMACAddress"):
                 value = nic.get(key)
                 if isinstance(value, str) and value.count(":") == 5:
                     macs.add(value.lower())
-        return tuple(sorted(macs))
-
-    def _media_collection(self, raw: dict[str, Any]) -> str | None:
-        if self.endpoint.flavour != "hpe_ilo":
-            own = _link(raw, "VirtualMedia")
-            if own:
-                return own
-        manager = _link(raw, "Links", "ManagedBy")
-        if manager is None:
-            return None
-        return _link(self.conn.get_json(manager), "VirtualMedia")
+        self._macs = tuple(sorted(macs))
+        return self._macs
 
     def _find_cd(self, raw: dict[str, Any]) -> Media | None:
-        collection = self._media_collection(raw)
+        collection = self.flavour.media_collection(raw, self.conn.get_json)
         if collection is None:
             return None
-        for member in _members(self.conn.get_json(collection)):
-            body = self.conn.get_json(member)
+        for path in members(self.conn.get_json(collection)):
+            body = self.conn.get_json(path)
             types = {str(t).upper() for t in body.get("MediaTypes") or ()}
             if types & {"CD", "DVD"}:
+                self._media_doc = body
                 image = body.get("Image") or None
-                return Media(path=member, image=image, inserted=bool(body.get("Inserted")))
+                return Media(path=path, image=image, inserted=bool(body.get("Inserted")))
         return None
 
     # --- planning --------------------------------------------------------------------------------------
@@ -169,7 +159,7 @@ class Node:
             self._set_boot(desired, observed)
         if plan.reset_type:
             target = str(plan.of("power")[0].desired)
-            self._reset(plan.reset_type)
+            self.reset(plan.reset_type)
             if options.wait:
                 try:
                     self.wait_power(target, plan.reset_type)
@@ -179,7 +169,7 @@ class Node:
                     # the operating system ignored the request (or has none yet): hold the button, as Ironic does
                     LOG.warning("%s: GracefulShutdown timed out; forcing the power off", self.endpoint.where)
                     self.notes.append("GracefulShutdown timed out; the power was forced off")
-                    self._reset("ForceOff")
+                    self.reset("ForceOff")
                     self.wait_power(target, "ForceOff")
         after = self.observe(desired, Options(reboot=options.reboot, check_boot_mac=False, wait=options.wait))
         self._verify(desired, plan, after)
@@ -188,40 +178,37 @@ class Node:
     def _write_bios(self, attributes: dict[str, Any]) -> None:
         assert self._bios_settings is not None, "observe() reads the BIOS before a write"
         path, etag = self._bios_settings
-        with translated(self.endpoint, self.conn.credentials, f"PATCH {path}"):
-            self.conn.connector.patch(path, data={"Attributes": attributes}, etag=etag)
+        self.conn.patch(path, {"Attributes": attributes}, etag=etag)
         LOG.info("%s: BIOS %s written to %s", self.endpoint.where, ", ".join(sorted(attributes)), path)
 
     def _insert_media(self, media: Media, url: str) -> None:
-        conn = self.conn.connector
-        with translated(self.endpoint, self.conn.credentials, f"virtual media {media.path}"):
-            device = VirtualMedia(conn, media.path)
-            standard = bool((device.json.get("Actions") or {}).get("#VirtualMedia.InsertMedia"))
-            if media.inserted and media.image != url:
-                if self.endpoint.flavour == "hpe_ilo" and not standard:
-                    conn.patch(media.path, data={"Image": None})
-                else:
-                    device.eject_media()
-                device.refresh(force=True)
-            if self.endpoint.flavour == "hpe_ilo" and not standard:
-                # HPE's documented way on iLO 5: PATCH the image and boot from it at the next server reset
-                conn.patch(media.path, data={"Image": url, "Oem": {"Hpe": {"BootOnNextServerReset": True}}})
-            else:
-                device.insert_media(url, inserted=True, write_protected=True)
+        device = self._media_doc or self.conn.get_json(media.path)
+        with self.conn.translated(f"virtual media {media.path}"):
+            self.flavour.insert_media(self.conn.connector, media.path, device, url)
+        self._media_doc = None
 
     def _set_boot(self, desired: Desired, observed: Observed) -> None:
-        mode = None
+        boot: dict[str, Any] = {"BootSourceOverrideTarget": desired.boot.target,
+                                "BootSourceOverrideEnabled": "Once"}
         if observed.boot_mode is not None:
-            mode = sushy.BootSourceOverrideMode(desired.boot.mode)
-        system = self.system()
-        with translated(self.endpoint, self.conn.credentials, "set the one-time boot"):
-            system.set_system_boot_options(target=sushy.BootSource(desired.boot.target),
-                                           enabled=sushy.BootSourceOverrideEnabled.ONCE, mode=mode)
+            boot["BootSourceOverrideMode"] = desired.boot.mode
+        self.conn.patch(self.endpoint.system_path, {"Boot": boot}, etag=self._system_etag,
+                        doing="set the one-time boot")
+        self._stale()
 
-    def _reset(self, reset_type: str) -> None:
-        system = self.system()
-        with translated(self.endpoint, self.conn.credentials, f"ComputerSystem.Reset {reset_type}"):
-            system.reset_system(sushy.ResetType(reset_type))
+    def reset(self, reset_type: str) -> None:
+        """POST ComputerSystem.Reset (once: a reset is never repeated blindly)."""
+        raw = self.system()
+        allowed = self.reset_types(raw)
+        if allowed and reset_type not in allowed:
+            raise RedfishRequestError(self.endpoint.where, f"ResetType {reset_type} is not one the system allows "
+                                      f"({', '.join(allowed)})")
+        action = (raw.get("Actions") or {}).get("#ComputerSystem.Reset") or {}
+        target = action.get("target")
+        if not isinstance(target, str):
+            raise RedfishUnsupported(self.endpoint.where, "the system offers no #ComputerSystem.Reset action")
+        self.conn.post(target, {"ResetType": reset_type}, doing=f"ComputerSystem.Reset {reset_type}")
+        self._stale()
         LOG.info("%s: %s requested", self.endpoint.where, reset_type)
 
     def wait_power(self, target: str, action: str) -> None:
@@ -230,9 +217,10 @@ class Node:
         deadline = self._clock() + timeouts.power
         delay = 0.1
         while True:
-            state = self.system(refresh=True).json.get("PowerState")
+            state = self.system(refresh=True).get("PowerState")
             if state == target:
                 return
+            self._stale()
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise PowerTimeout(self.endpoint.where, f"{action} requested, but the system is still {state} "
@@ -247,5 +235,5 @@ class Node:
             lost = [c.item for c in plan.of("bios")
                     if not same_value(after.bios_pending.get(c.item, after.bios.get(c.item)), c.desired)]
             if lost:
-                raise BmcRequestError(self.endpoint.where, "the BMC accepted BIOS change(s) but reports neither "
-                                      f"current nor pending value for {', '.join(lost)}")
+                raise RedfishRequestError(self.endpoint.where, "the BMC accepted BIOS change(s) but reports "
+                                          f"neither current nor pending value for {', '.join(lost)}")

@@ -62,6 +62,7 @@ class RedfishNodeProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         from pydantic import ValidationError
 
+        from bitten.core.redfish import flavours
         from bitten.site.model import Boot
 
         failures = [CheckFailure(key, "required") for key in ("host", "url", "username", "password")
@@ -72,8 +73,10 @@ class RedfishNodeProvider(ResourceProvider):
             failures += [CheckFailure("boot", str(e["msg"])) for e in exc.errors()]
         if news.get("power", "On") not in ("On", "Off"):
             failures.append(CheckFailure("power", "must be On or Off"))
-        if news.get("flavour", "hpe_ilo") not in ("hpe_ilo", "generic"):
-            failures.append(CheckFailure("flavour", "must be hpe_ilo or generic"))
+        known = flavours.names()
+        if news.get("flavour", "hpe_ilo") not in known:
+            failures.append(CheckFailure("flavour", f"must be one of {', '.join(known)} "
+                                         "(the modules of bitten.core.redfish.flavours)"))
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -110,7 +113,7 @@ class RedfishNodeProvider(ResourceProvider):
         return self._outputs(props, self._run(props, "apply"))
 
     def _run(self, props: Mapping[str, Any], action: str) -> Any:
-        from bitten.hardware import Credentials, Desired, Endpoint, Options, RetryPolicy, Timeouts, Tls, run_node
+        from bitten.hardware import Backoff, Credentials, Desired, Endpoint, Options, Timeouts, Tls, run_node
         from bitten.hardware.fleet import Settings, Target
         from bitten.site.model import Boot
 
@@ -126,7 +129,7 @@ class RedfishNodeProvider(ResourceProvider):
             settings = Settings(tls=Tls(verify=bool(props.get("verify", True)), ca_file=ca),
                                 timeouts=Timeouts(connect=min(10.0, timeout), read=timeout,
                                                   power=float(props.get("power_timeout", 300))),
-                                retry=RetryPolicy(attempts=int(props.get("retries", 4)) + 1))
+                                retry=Backoff(attempts=int(props.get("retries", 4)) + 1))
             result = run_node(target, action, options, settings, with_inventory=True)  # type: ignore[arg-type]
         if not result.ok:
             raise RuntimeError(result.error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bitten.core.redfish.connection import Endpoint
+from bitten.core.redfish.endpoint import Endpoint
 from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import Target
 from bitten.hardware.plan import Desired

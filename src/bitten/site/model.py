@@ -195,8 +195,9 @@ class Bmc(Strict):
     scheme: Literal["https", "http"] = "https"
     #: Redfish system id under /redfish/v1/Systems/
     system_id: str = "1"
-    #: which flavour of Redfish to expect: hpe_ilo (sessions, Oem.Hpe, Managers/1/VirtualMedia) or generic
-    flavour: Literal["hpe_ilo", "generic"] = "hpe_ilo"
+    #: how the BMC speaks Redfish: the name of a module of bitten.core.redfish.flavours (hpe_ilo, generic, ...);
+    #: the hardware capability checks it against the registry (site/ cannot import the core)
+    flavour: str = Field("hpe_ilo", pattern=r"^[a-z][a-z0-9_]*$")
 
     @property
     def url(self) -> str:

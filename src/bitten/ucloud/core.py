@@ -5,7 +5,9 @@ Paths and bodies follow Core's RPC conventions (provider-integration/shared/pkg/
 are POSTs to ``<base>/<operation>``; errors carry ``{"why", "statusCode"}``.
 
 TLS is verified; a private CA is given with ``ca_file``. Connection failures and 5xx answers are retried with
-exponential backoff (urllib3's Retry), then reported as CoreUnreachable. Tokens are never logged or put in messages.
+exponential backoff (bitten.core.retry, honouring Retry-After), then reported as CoreUnreachable: reads and calls
+that set a value (refresh, update) always, a call that creates something (a provider, a token, products) only when
+it surely never reached Core, so that a lost answer never makes two. Tokens are never logged or put in messages.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+
+from bitten.core.retry import Backoff, call
+from bitten.core.transport import never_sent, retry_after
+
+#: answers that say "try again" (a gateway, an overloaded or restarting Core)
+TRANSIENT = (500, 502, 503, 504)
 
 
 class CoreError(Exception):
@@ -83,12 +89,7 @@ class CoreClient:
         # an explicit CA file is used as given (passed per request: requests lets REQUESTS_CA_BUNDLE override a
         # session-level setting); otherwise the system store, or REQUESTS_CA_BUNDLE when set
         self.verify: str | bool = ca_file if ca_file else True
-        retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
-                      status_forcelist=(500, 502, 503, 504), allowed_methods=None, raise_on_status=False,
-                      respect_retry_after_header=True)
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.retry = Backoff(attempts=retries + 1, initial=backoff, maximum=max(backoff * 16, backoff))
 
     def close(self) -> None:
         self.session.close()
@@ -101,14 +102,35 @@ class CoreClient:
 
     # --- transport --------------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, token: str | None = None, body: Any = None,
-              params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:
+              params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+              idempotent: bool | None = None) -> Any:
         all_headers = {"Accept": "application/json", **(headers or {})}
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
         url = f"{self.url}{path}"
+        repeatable = method in ("GET", "HEAD", "PUT", "DELETE") if idempotent is None else idempotent
+
+        def once() -> requests.Response:
+            answer = self.session.request(method, url, json=body, params=params, headers=all_headers,
+                                          timeout=self.timeout, verify=self.verify)
+            if answer.status_code in TRANSIENT:
+                raise _Transient(answer)
+            return answer
+
+        def retry_if(error: BaseException) -> bool:
+            if isinstance(error, requests.exceptions.SSLError):
+                return False
+            if isinstance(error, _Transient):
+                return repeatable
+            return isinstance(error, requests.exceptions.RequestException) and (repeatable or never_sent(error))
+
+        def delay_for(error: BaseException) -> float | None:
+            return retry_after(error.response.headers) if isinstance(error, _Transient) else None
+
         try:
-            response = self.session.request(method, url, json=body, params=params, headers=all_headers,
-                                            timeout=self.timeout, verify=self.verify)
+            response = call(once, self.retry, retry_if, delay_for=delay_for)
+        except _Transient as exc:
+            response = exc.response
         except requests.exceptions.SSLError as exc:
             raise CoreUnreachable(f"TLS to UCloud/Core at {self.url} failed ({_reason(exc)}); is the CA right? "
                                   "(--ca-file / BITTEN_UCLOUD_CA_FILE)") from None
@@ -129,14 +151,16 @@ class CoreClient:
         if response.status_code == 409:
             raise CoreConflict(message, 409, why)
         if response.status_code >= 500:
-            raise CoreUnreachable(message + " after retries", response.status_code, why)
+            tries = "after retries" if repeatable else "(not repeated: Core may have acted on it)"
+            raise CoreUnreachable(f"{message} {tries}", response.status_code, why)
         raise CoreError(message, response.status_code, why)
 
     # --- provider side ----------------------------------------------------------------------------------------
     def refresh(self, refresh_token: str) -> str:
         """An access token for the provider that owns ``refresh_token``."""
         try:
-            data = self._call("POST", "/auth/providers/refresh", body={"items": [{"refreshToken": refresh_token}]})
+            data = self._call("POST", "/auth/providers/refresh", body={"items": [{"refreshToken": refresh_token}]},
+                              idempotent=True)
         except CoreAuthError as exc:
             raise CoreAuthError(f"UCloud/Core at {self.url} rejected the provider refresh token: is it the one "
                                 "Core issued for this provider?", exc.status, exc.why) from None
@@ -186,10 +210,17 @@ class CoreClient:
         return next((p for p in self.browse_providers(admin_token) if p.spec.name == name), None)
 
     def update_provider(self, resource_id: str, spec: ProviderSpec, admin_token: str) -> None:
-        self._call("POST", "/api/providers/update", token=admin_token, body={"items": [spec.as_core(resource_id)]})
+        self._call("POST", "/api/providers/update", token=admin_token, body={"items": [spec.as_core(resource_id)]},
+                   idempotent=True)
 
     def renew_token(self, resource_id: str, admin_token: str) -> None:
         self._call("POST", "/api/providers/renewToken", token=admin_token, body={"items": [{"id": resource_id}]})
+
+
+class _Transient(Exception):
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 def _why(response: requests.Response) -> str:

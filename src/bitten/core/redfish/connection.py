@@ -1,285 +1,151 @@
-"""Reaching one BMC: endpoint, TLS, timeouts, retries with backoff, and sessions — over sushy's connector.
+"""An authenticated Redfish service: the one client of every device type (BMCs, CDUs, PDUs, chassis power).
 
-sushy retries a little on its own (connection errors, 5xx on GET, with fixed delays); bitten replaces that with
-one policy for every request: timeouts, connection resets and 5xx are retried with exponential backoff and
-jitter, 401/403 fail at once (retrying a wrong password only locks the account), TLS failures fail at once
-(a wrong certificate does not get better). Errors come out as bitten.core.redfish.errors naming the BMC.
+Usage (any device)::
+
+    with Connection(Endpoint("cdu1", "https://10.0.0.5", kind="CDU", flavour="generic"), creds, Tls(ca_file=ca),
+                    Timeouts(request=5), Backoff(attempts=3)) as conn:
+        unit = conn.get_json("/redfish/v1/ThermalEquipment/CDUs/1")
+        pumps = [conn.get_json(p) for p in members(conn.follow(unit, "Pumps"))]
+
+- ``open()`` reads the service root (``GET /redfish/v1/``, no credentials), then authenticates as the endpoint's
+  flavour says (bitten.core.redfish.flavours): a Redfish session (``POST SessionService/Sessions``, the token in
+  ``X-Auth-Token``) or basic auth. ``close()`` deletes the session (``DELETE`` its Location, at the service's own
+  origin only); an expired session is re-created by the connector on the next request.
+- ``get_json(path)`` / ``get(path)``: GET a resource as a JSON object (``get`` also gives the ETag), within the
+  request deadline and the size cap, with retries (bitten.core.redfish.connector); ``follow(doc, *keys)`` GETs the
+  ``@odata.id`` at ``keys``; links to another origin raise RedfishForeignOrigin. ``expand=1`` asks for ``$expand``
+  when the root's ProtocolFeaturesSupported.ExpandQuery offers it (one request instead of one per member).
+- ``patch``/``post``/``delete`` go through the same connector; a POST is never repeated blindly.
+- ``root`` is sushy's service root, for sushy resources (``sushy.resources...``, bitten.core.redfish.thermal).
+- Every failure comes out as a bitten.core.redfish.errors error naming ``Endpoint.where``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import random
-import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import requests
 import sushy
 from sushy import auth as sushy_auth
 from sushy import exceptions as sushy_exc
-from sushy.connector import Connector
 
+from bitten.core.redfish import flavours
+from bitten.core.redfish.connector import RedfishConnector
 from bitten.core.redfish.credentials import Credentials
-from bitten.core.redfish.errors import (
-    BmcAuthError,
-    BmcNotFound,
-    BmcRequestError,
-    BmcServerError,
-    BmcUnreachable,
-    BmcUnsupported,
-    RedfishError,
-)
+from bitten.core.redfish.document import link, members
+from bitten.core.redfish.endpoint import Endpoint, Limits, Timeouts, Tls
+from bitten.core.redfish.errors import RedfishBadResponse, RedfishNotFound, translated
+from bitten.core.retry import Backoff
 
 LOG = logging.getLogger(__name__)
 
-Flavour = Literal["hpe_ilo", "generic"]
+ROOT = "/redfish/v1/"
+BMC_CA_HINT = "give the CA that signed the BMC's certificate (--ca, hardware_bmc_ca_path or the stack's bmcCaFile)"
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One node's BMC: where it answers and which system it manages."""
+class FlavourAuth(sushy_auth.SessionAuth):  # type: ignore[misc]
+    """Session or basic auth as the flavour says, decided from the service root sushy has just read."""
 
-    #: inventory host name of the node
-    host: str
-    #: scheme://address[:port]
-    url: str
-    system_id: str = "1"
-    flavour: Flavour = "hpe_ilo"
+    def __init__(self, username: str | None, password: str | None, mode: flavours.AuthMode) -> None:
+        super().__init__(username=username, password=password)
+        self.mode = mode
+        self.basic = False
 
-    @property
-    def where(self) -> str:
-        return f"BMC {self.url} system {self.system_id} (host {self.host})"
+    def _do_authenticate(self) -> None:
+        if self.mode == "none":
+            self.basic = True
+            return
+        if self.mode == "basic" or (self.mode == "auto" and not _offers_sessions(self._root_resource.json)):
+            self._use_basic()
+            return
+        try:
+            super()._do_authenticate()
+        except sushy_exc.HTTPError as exc:
+            # a service that links a SessionService but does not take logins (404, 405, 501: a read-only mockup,
+            # a half-implemented BMC) gets basic auth; a refused password (401/403) does not get a second try
+            if self.mode != "auto" or isinstance(exc, sushy_exc.AccessError) or exc.status_code not in (404, 405, 501):
+                raise
+            LOG.info("the service refused a session login with HTTP %s; using basic auth", exc.status_code)
+            self.reset_session_attrs()
+            self._use_basic()
 
-    @property
-    def system_path(self) -> str:
-        return f"/redfish/v1/Systems/{self.system_id}"
+    def _use_basic(self) -> None:
+        self.basic = True
+        self._connector.set_http_basic_auth(self._username, self._password)
 
-
-@dataclass(frozen=True)
-class Tls:
-    """Certificate verification: on unless a site turns it off explicitly; ``ca_file`` names the CA bundle."""
-
-    verify: bool = True
-    ca_file: str | None = None
-
-    @property
-    def requests_verify(self) -> bool | str:
-        if not self.verify:
-            return False
-        return self.ca_file or True
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 10.0
-    read: float = 60.0
-    #: how long a power transition may take before the node is reported failed
-    power: float = 300.0
-    #: how often the power state is polled while waiting
-    poll: float = 2.0
+    def can_refresh_session(self) -> bool:
+        return not self.basic and bool(super().can_refresh_session())
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter for transient failures (timeouts, resets, 5xx)."""
-
-    attempts: int = 5
-    initial_delay: float = 0.5
-    max_delay: float = 10.0
-    multiplier: float = 2.0
-    #: +/- this fraction of each delay, so that a fleet does not retry in lock-step
-    jitter: float = 0.2
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
-        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
-
-
-@dataclass
-class Counters:
-    """Requests and retries made through one connector (for reports and the bench)."""
-
-    requests: int = 0
-    retries: int = 0
-
-
-class RetryingConnector(Connector):  # type: ignore[misc]
-    """sushy's connector with bitten's retry policy around every request."""
-
-    def __init__(self, endpoint: Endpoint, tls: Tls, timeouts: Timeouts, retry: RetryPolicy,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        # server_side_retries=1 turns sushy's own retry loops into a single attempt
-        super().__init__(endpoint.url, verify=tls.requests_verify, server_side_retries=1,
-                         server_side_retries_delay=0, default_request_timeout=timeouts.read,
-                         connect_timeout=timeouts.connect)
-        self.endpoint = endpoint
-        self.retry = retry
-        self.counters = Counters()
-        self._sleep = sleep
-        self._lock = threading.Lock()
-
-    def _op(self, method: str, path: str = "", data: Any = None, headers: Any = None, blocking: bool = False,
-            timeout: Any = None, server_side_retries_left: int | None = None, allow_reauth: bool = True,
-            **kwargs: Any) -> requests.Response:
-        attempt = 0
-        while True:
-            attempt += 1
-            self.counters.requests += 1
-            try:
-                response: requests.Response = super()._op(
-                    method, path, data=data, headers=headers, blocking=blocking, timeout=timeout,
-                    server_side_retries_left=0, allow_reauth=allow_reauth, **kwargs)
-                return response
-            except (sushy_exc.ServerSideError, sushy_exc.ConnectionError) as exc:
-                if attempt >= self.retry.attempts or _tls_failure(exc):
-                    exc.bitten_attempts = attempt
-                    raise
-                delay = self.retry.delay(attempt)
-                self.counters.retries += 1
-                LOG.warning("%s: %s %s failed (%s); retry %d/%d in %.2f s", self.endpoint.where, method, path,
-                            _reason(exc), attempt, self.retry.attempts - 1, delay)
-                self._sleep(delay)
-
-
-def _tls_failure(exc: BaseException) -> bool:
-    return isinstance(exc.__context__, requests.exceptions.SSLError)
-
-
-def _reason(exc: BaseException) -> str:
-    """A short reason for a transport failure, without URLs or request bodies."""
-    cause = exc.__context__
-    if isinstance(exc, sushy_exc.HTTPError):
-        return f"HTTP {exc.status_code}"
-    if isinstance(cause, requests.exceptions.SSLError):
-        return "TLS verification failed"
-    if isinstance(cause, requests.exceptions.Timeout):
-        return "timed out"
-    if isinstance(cause, requests.exceptions.ConnectionError):
-        text = str(cause)
-        for marker in ("Connection reset", "Connection refused", "Connection aborted", "RemoteDisconnected",
-                       "Name or service not known", "No route to host"):
-            if marker in text:
-                return marker.lower()
-        return "connection failed"
-    return exc.__class__.__name__
-
-
-def _extended_message(exc: sushy_exc.HTTPError) -> str:
-    """The BMC's own explanation (Redfish error message and @Message.ExtendedInfo), when it gives one."""
-    parts: list[str] = []
-    for info in exc.extended_info or []:
-        if isinstance(info, dict):
-            text = str(info.get("Message") or info.get("MessageId") or "")
-            if text and text not in parts:
-                parts.append(text)
-    detail = str(exc.detail or "")
-    if detail and detail not in parts and not detail.startswith("See @Message.ExtendedInfo"):
-        parts.insert(0, detail)
-    if not parts and exc.code and exc.code != "Base.1.0.GeneralError":
-        parts.append(str(exc.code))
-    return "; ".join(parts)
-
-
-@contextlib.contextmanager
-def translated(endpoint: Endpoint, credentials: Credentials | None = None, doing: str = "") -> Iterator[None]:
-    """Turn sushy's exceptions into bitten.core.redfish.errors naming the BMC (and never the password)."""
-    what = f"{doing}: " if doing else ""
-    try:
-        yield
-    except RedfishError:
-        raise
-    except sushy_exc.AccessError as exc:
-        user = f" as user {credentials.username!r}" if credentials else ""
-        raise BmcAuthError(endpoint.where, f"{what}authentication failed{user} (HTTP {exc.status_code})",
-                           fix="check the BMC user name and password; bitten does not retry, so that the "
-                           "account is not locked") from None
-    except sushy_exc.ServerSideError as exc:
-        attempts = getattr(exc, "bitten_attempts", 1)
-        detail = _extended_message(exc)
-        raise BmcServerError(endpoint.where, f"{what}HTTP {exc.status_code} after {attempts} attempt(s)"
-                             + (f": {detail}" if detail else "")) from None
-    except sushy_exc.ConnectionError as exc:
-        attempts = getattr(exc, "bitten_attempts", 1)
-        reason = _reason(exc)
-        if reason == "TLS verification failed":
-            found = re.search(r"certificate verify failed: ([^(]+)", str(exc.__context__))
-            why = f" ({found.group(1).strip().rstrip('.')})" if found else ""
-            raise BmcUnreachable(endpoint.where, f"{what}TLS verification failed{why}",
-                                 fix="give the CA that signed the BMC's certificate (--ca, hardware_bmc_ca_path "
-                                 "or the stack's bmcCaFile)") from None
-        raise BmcUnreachable(endpoint.where, f"{what}{reason} after {attempts} attempt(s)") from None
-    except sushy_exc.ResourceNotFoundError:
-        raise BmcNotFound(endpoint.where, f"{what}not found (HTTP 404)") from None
-    except sushy_exc.HTTPError as exc:
-        detail = _extended_message(exc)
-        raise BmcRequestError(endpoint.where, f"{what}refused with HTTP {exc.status_code}"
-                              + (f": {detail}" if detail else "")) from None
-    except (sushy_exc.MissingAttributeError, sushy_exc.MissingActionError) as exc:
-        raise BmcUnsupported(endpoint.where, f"{what}{exc.message}") from None
-    except sushy_exc.InvalidParameterValueError as exc:
-        raise BmcRequestError(endpoint.where, f"{what}{exc.message}") from None
-    except sushy_exc.SushyError as exc:
-        raise RedfishError(endpoint.where, f"{what}{exc.message or exc.__class__.__name__}") from None
+def _offers_sessions(root: dict[str, Any]) -> bool:
+    return bool(link(root, "Links", "Sessions") or link(root, "SessionService"))
 
 
 class Connection:
-    """An authenticated Redfish service root for one BMC; a context manager that logs out on exit.
+    """An authenticated Redfish service root for one endpoint; a context manager that logs out on exit."""
 
-    hpe_ilo BMCs get a Redfish session (POST SessionService/Sessions, X-Auth-Token) and never basic auth: a
-    failed session login followed by a basic-auth attempt counts twice against iLO's login-failure delay.
-    Generic BMCs try a session and fall back to basic auth (the sushy-tools emulator has no SessionService).
-    """
-
-    def __init__(self, endpoint: Endpoint, credentials: Credentials, tls: Tls | None = None,
-                 timeouts: Timeouts | None = None, retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, endpoint: Endpoint, credentials: Credentials | None, tls: Tls | None = None,
+                 timeouts: Timeouts | None = None, retry: Backoff | None = None, limits: Limits | None = None,
+                 sleep: Callable[[float], None] = time.sleep, auth: flavours.AuthMode | None = None) -> None:
         self.endpoint = endpoint
         self.credentials = credentials
+        self.flavour = flavours.get(endpoint.flavour)
+        #: how to authenticate: the flavour's way unless the caller says (a CDU configured for basic or none)
+        self.auth_mode: flavours.AuthMode = auth or (self.flavour.auth if credentials is not None else "none")
         self.tls = tls or Tls()
         self.timeouts = timeouts or Timeouts()
-        self.retry = retry or RetryPolicy()
-        self.connector = RetryingConnector(endpoint, self.tls, self.timeouts, self.retry, sleep)
+        self.retry = retry or Backoff()
+        self.connector = RedfishConnector(endpoint, self.tls, self.timeouts, self.retry, limits, sleep)
         self._root: Any = None
+        self._auth: FlavourAuth | None = None
 
+    # --- session ----------------------------------------------------------------------------------------
     @property
     def root(self) -> Any:
         if self._root is None:
             self.open()
         return self._root
 
-    def open(self) -> Any:
-        auth_cls = sushy_auth.SessionAuth if self.endpoint.flavour == "hpe_ilo" else sushy_auth.SessionOrBasicAuth
-        auth = auth_cls(username=self.credentials.username, password=self.credentials.password)
-        with translated(self.endpoint, self.credentials, "login"):
-            self._root = sushy.Sushy(self.endpoint.url, auth=auth, connector=self.connector)
-        return self._root
-
-    def get_json(self, path: str, optional: bool = False) -> dict[str, Any]:
-        """GET a resource; with ``optional`` a 404 gives an empty mapping instead of BmcNotFound."""
-        try:
-            with translated(self.endpoint, self.credentials, f"GET {path}"):
-                body = self.connector.get(path).json()
-        except BmcNotFound:
-            if optional:
-                return {}
-            raise
+    @property
+    def root_json(self) -> dict[str, Any]:
+        body = self.root.json
         return body if isinstance(body, dict) else {}
 
+    def open(self) -> Any:
+        if self._root is not None:
+            return self._root
+        creds = self.credentials
+        self._auth = FlavourAuth(creds.username if creds else None, creds.password if creds else None, self.auth_mode)
+        with self.translated("login"):
+            self._root = sushy.Sushy(self.endpoint.url, auth=self._auth, connector=self.connector,
+                                     root_prefix=ROOT)
+        return self._root
+
+    @property
+    def session_uri(self) -> str | None:
+        """The session this connection holds (None with basic auth)."""
+        return self._auth.get_session_resource_id() if self._auth is not None else None
+
     def close(self) -> None:
+        """Delete the session (at its own origin only), then close the connections."""
         root, self._root = self._root, None
-        if root is not None:
-            auth = getattr(root, "_auth", None)
-            if auth is not None:
-                with contextlib.suppress(Exception):
-                    auth.close()
-                root._auth = None
-        self.connector.close()
+        auth, self._auth = self._auth, None
+        try:
+            if auth is not None and auth.get_session_resource_id():
+                try:
+                    with self.translated("log out"):
+                        self.connector.delete(auth.get_session_resource_id())
+                except Exception as exc:  # a session left behind expires on its own; say so, do not fail
+                    LOG.warning("%s: the session was not deleted: %s", self.endpoint.where, exc)
+                auth.reset_session_attrs()
+        finally:
+            if root is not None:
+                root._auth = None  # sushy's __del__ would log out a second time
+            self.connector.close()
 
     def __enter__(self) -> Connection:
         self.open()
@@ -287,3 +153,71 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- reading ----------------------------------------------------------------------------------------
+    def translated(self, doing: str = "") -> contextlib.AbstractContextManager[None]:
+        hint = BMC_CA_HINT if self.endpoint.kind == "BMC" else (
+            f"give the CA that signed the {self.endpoint.kind}'s certificate")
+        return translated(self.endpoint.where, self.credentials, doing, ca_hint=hint)
+
+    def get(self, path: str, optional: bool = False, expand: int | None = None) -> tuple[dict[str, Any], str | None]:
+        """GET a resource: its JSON object and its ETag. With ``optional`` a 404 gives ({}, None)."""
+        self.open()
+        target = self._expanded(path, expand)
+        try:
+            with self.translated(f"GET {path}"):
+                response = self.connector.get(target)
+        except RedfishNotFound:
+            if optional:
+                return {}, None
+            raise
+        try:
+            body = json.loads(response.content) if response.content else {}
+        except ValueError:
+            raise RedfishBadResponse(self.endpoint.where, f"GET {path}: the answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise RedfishBadResponse(self.endpoint.where, f"GET {path}: the answer is not a JSON object")
+        etag = response.headers.get("ETag") or body.get("@odata.etag")
+        return body, etag if isinstance(etag, str) and etag else None
+
+    def get_json(self, path: str, optional: bool = False, expand: int | None = None) -> dict[str, Any]:
+        """GET a resource as a JSON object; with ``optional`` a 404 gives an empty mapping."""
+        return self.get(path, optional, expand)[0]
+
+    def follow(self, body: dict[str, Any], *keys: str, optional: bool = False) -> dict[str, Any]:
+        """GET the resource linked at ``keys`` (``{}`` when there is no such link)."""
+        path = link(body, *keys)
+        return self.get_json(path, optional) if path else {}
+
+    def members(self, collection: str, optional: bool = False) -> Iterator[dict[str, Any]]:
+        """The member documents of a collection, one GET each (or one in all, expanded, where offered)."""
+        body = self.get_json(collection, optional, expand=1)
+        inline = [m for m in body.get("Members", []) if isinstance(m, dict) and len(m) > 1]
+        if inline and len(inline) == len(body.get("Members", [])):
+            yield from inline
+            return
+        for path in members(body):
+            yield self.get_json(path, optional)
+
+    def expand_supported(self) -> bool:
+        features = self.root_json.get("ProtocolFeaturesSupported") or {}
+        expand = features.get("ExpandQuery") or {}
+        return bool(isinstance(expand, dict) and (expand.get("ExpandAll") or expand.get("Levels")))
+
+    def _expanded(self, path: str, expand: int | None) -> str:
+        if not expand or "?" in path or not self.expand_supported():
+            return path
+        return f"{path}?$expand=.($levels={int(expand)})"
+
+    # --- writing ----------------------------------------------------------------------------------------
+    def patch(self, path: str, data: dict[str, Any], etag: str | None = None, doing: str = "") -> Any:
+        with self.translated(doing or f"PATCH {path}"):
+            return self.connector.patch(path, data=data, etag=etag)
+
+    def post(self, path: str, data: dict[str, Any] | None = None, doing: str = "") -> Any:
+        with self.translated(doing or f"POST {path}"):
+            return self.connector.post(path, data=data)
+
+    def delete(self, path: str, doing: str = "") -> Any:
+        with self.translated(doing or f"DELETE {path}"):
+            return self.connector.delete(path)

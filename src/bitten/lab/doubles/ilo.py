@@ -76,6 +76,8 @@ class IloSpec:
     bios: Mapping[str, Any] = field(default_factory=lambda: dict(AMD_BIOS))
     #: start with the sample's own pending settings staged (as a freshly captured iLO would show)
     sample_pending: bool = False
+    #: prefix of the session Location header ("" for a path, as iLO sends; a URL to test origin pinning)
+    session_origin: str = ""
 
 
 def _error(status: int, message_id: str, message: str = "") -> tuple[int, dict[str, Any]]:
@@ -151,6 +153,11 @@ class IloFake:
         if self.boot_enabled == "Once":
             self.boot_enabled, self.boot_target = "Disabled", "None"
         self.boot_on_next_reset = False
+
+    def expire_sessions(self) -> None:
+        """End every session, as iLO does after its idle timeout: their tokens answer 401 from now on."""
+        with self._lock:
+            self.sessions.clear()
 
     # --- resources --------------------------------------------------------------------------------------
     def system(self) -> dict[str, Any]:
@@ -262,7 +269,7 @@ class IloFake:
         token = secrets.token_hex(16)
         session_id = f"{self.spec.username.lower()}{secrets.token_hex(4)}"
         self.sessions[token] = session_id
-        location = f"{SESSIONS}{session_id}/"
+        location = f"{self.spec.session_origin}{SESSIONS}{session_id}/"
         return 201, ({"@odata.id": location, "Id": session_id, "UserName": self.spec.username},
                      {"X-Auth-Token": token, "Location": location})
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bitten.cooling.actions import REASON
+from bitten.core.scontrol import parse_nodes
 from bitten.lab.service import SERVICES, SUMMARIES, LabService
 
 if TYPE_CHECKING:
@@ -116,7 +118,6 @@ def leak(lab: Lab, loop: str | None, clear: bool, timeout: float) -> int:
     """Flood the loop's CDU (or clear it) and wait until Slurm shows the loop's nodes drained."""
     from rich.table import Table
 
-    from bitten.cooling.slurm import parse_show_node
     from bitten.lab import podman as pm
 
     site = lab.site
@@ -147,8 +148,8 @@ def leak(lab: Lab, loop: str | None, clear: bool, timeout: float) -> int:
     states = {}
     while time.monotonic() - start < timeout:
         proc = pm.exec_in(controller, ["scontrol", "show", "node", "-o", ",".join(nodes)], check=False)
-        states = parse_show_node(proc.stdout)
-        if nodes and all(n in states and states[n].drained and states[n].ours for n in nodes):
+        states = parse_nodes(proc.stdout)
+        if nodes and all(n in states and states[n].drained and REASON.owns(states[n]) for n in nodes):
             break
         time.sleep(0.5)
     elapsed = time.monotonic() - start
@@ -157,7 +158,7 @@ def leak(lab: Lab, loop: str | None, clear: bool, timeout: float) -> int:
         table.add_column(column)
     for node in nodes:
         st = states.get(node)
-        table.add_row(node, st.state if st else "?", st.reason if st else "")
+        table.add_row(node, st.state if st else "?", (st.reason or "") if st else "")
     lab.console.print(table)
     drained = all(n in states and states[n].drained for n in nodes)
     if not drained:

@@ -127,7 +127,7 @@ def summary(lab: Lab) -> object:
     """Each lab BMC as the emulator reports it after the playbooks (a plan: nothing is written)."""
     from rich.console import Group
 
-    from bitten.core.redfish.connection import Tls
+    from bitten.core.redfish.endpoint import Tls
     from bitten.hardware.fleet import Settings, run_fleet
     from bitten.hardware.report import fleet_table
     from bitten.hardware.report import summary as summary_line

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from bitten.gpu import run as run_module
-from bitten.gpu.run import run
+from bitten.core import process as run_module
+from bitten.core.process import run
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,33 @@
+"""TEST DOUBLE of Slurm's node states: an in-memory cluster with slurmctld's drain/resume semantics, for unit tests
+and the bench (bench/cooling.py). The real path is bitten.core.scontrol.Scontrol against slurmctld, run by the
+cooling_agent and gpu nvidia-repo Molecule scenarios. It implements bitten.core.scontrol.Nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bitten.core.scontrol import NodeState
+
+
+class MemorySlurm:
+    """Nodes start IDLE. drain sets the DRAIN flag and the reason on the base state; resume clears both (a DOWN node
+    stays DOWN); each returns the states afterwards, as Scontrol reads them back. ``calls`` records every change."""
+
+    def __init__(self, nodes: Sequence[str]) -> None:
+        self.nodes = {n: NodeState(n, "IDLE") for n in nodes}
+        self.calls: list[tuple[str, tuple[str, ...], str]] = []
+
+    def node_states(self, nodes: Sequence[str]) -> dict[str, NodeState]:
+        return {n: self.nodes[n] for n in nodes if n in self.nodes}
+
+    def drain(self, nodes: Sequence[str], reason: str) -> dict[str, NodeState]:
+        self.calls.append(("drain", tuple(nodes), reason))
+        for n in nodes:
+            self.nodes[n] = NodeState(n, f"{self.nodes[n].base}+DRAIN", reason)
+        return self.node_states(nodes)
+
+    def resume(self, nodes: Sequence[str]) -> dict[str, NodeState]:
+        self.calls.append(("resume", tuple(nodes), ""))
+        for n in nodes:
+            self.nodes[n] = NodeState(n, self.nodes[n].base)
+        return self.node_states(nodes)
