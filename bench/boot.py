@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bitten.capabilities import load_site
-from bitten.core.redfish.connection import Tls
+from bitten.core.redfish.endpoint import Tls
 from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import Settings, run_fleet
 from bitten.hardware.targets import endpoint_of, select

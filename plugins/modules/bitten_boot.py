@@ -92,8 +92,8 @@ def main() -> None:
     )
     import ipaddress
 
-    from bitten.core.redfish.connection import Endpoint, Tls
     from bitten.core.redfish.credentials import Credentials
+    from bitten.core.redfish.endpoint import Endpoint, Tls
     from bitten.provision.bmc import RedfishBmc
     from bitten.provision.boot import http_status, wait_for_boot
     from bitten.provision.nodes import BootNode

@@ -1,8 +1,8 @@
-"""The boot stage's view of a node's BMC, through bitten's one Redfish client (sushy, TLS, retries, errors).
+"""The boot stage's view of a node's BMC, through bitten's one Redfish client (bitten.core.redfish).
 
 Two things only: read what the BMC says (power, BootProgress, boot override) and, after a disk deploy, make Hdd
-the boot target and restart. The restart is not retried blindly (a reset is not idempotent): it is sent once and
-the outcome read back.
+the boot target (read back before anything else) and restart. The restart is a POST, which the client never
+repeats on its own: it is sent once and its outcome read back.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import sushy
-
-from bitten.core.redfish.connection import Connection, Endpoint, RetryPolicy, Timeouts, Tls, translated
+from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.credentials import Credentials
+from bitten.core.redfish.endpoint import Endpoint, Timeouts, Tls
 from bitten.core.redfish.errors import RedfishError
 from bitten.provision.boot import BmcView
 
@@ -29,6 +28,12 @@ def view_of(system_json: dict[str, Any]) -> BmcView:
                    health=(system_json.get("Status") or {}).get("Health"))
 
 
+def _reset_target(system_json: dict[str, Any], path: str) -> str:
+    action = (system_json.get("Actions") or {}).get("#ComputerSystem.Reset") or {}
+    target = action.get("target")
+    return target if isinstance(target, str) and target else f"{path}/Actions/ComputerSystem.Reset"
+
+
 class RedfishBmc:
     def __init__(self, endpoint: Endpoint, credentials: Credentials, tls: Tls | None = None,
                  timeouts: Timeouts | None = None) -> None:
@@ -37,8 +42,8 @@ class RedfishBmc:
         self.tls = tls or Tls()
         self.timeouts = timeouts or Timeouts(read=30.0)
 
-    def _connect(self, retry: RetryPolicy | None = None) -> Connection:
-        return Connection(self.endpoint, self.credentials, self.tls, self.timeouts, retry)
+    def _connect(self) -> Connection:
+        return Connection(self.endpoint, self.credentials, self.tls, self.timeouts)
 
     def view(self) -> BmcView:
         try:
@@ -47,33 +52,30 @@ class RedfishBmc:
         except RedfishError as exc:
             return BmcView(power=None, error=str(exc))
 
+    def _reset(self, conn: Connection, reset_type: str) -> BmcView:
+        path = self.endpoint.system_path
+        target = _reset_target(conn.get_json(path), path)
+        conn.post(target, {"ResetType": reset_type}, doing=f"ComputerSystem.Reset {reset_type}")
+        return view_of(conn.get_json(path))
+
     def force_off(self) -> BmcView:
         """Hold the power button (sent once, read back)."""
         try:
-            with self._connect(RetryPolicy(attempts=1)) as conn:
-                system = conn.root.get_system(self.endpoint.system_path)
-                with translated(self.endpoint, self.credentials, "ComputerSystem.Reset ForceOff"):
-                    system.reset_system(sushy.ResetType.FORCE_OFF)
-                return view_of(conn.get_json(self.endpoint.system_path))
+            with self._connect() as conn:
+                return self._reset(conn, "ForceOff")
         except RedfishError as exc:
             return BmcView(power=None, error=str(exc))
 
     def boot_from_disk(self) -> BmcView:
+        path = self.endpoint.system_path
         try:
             with self._connect() as conn:
-                system = conn.root.get_system(self.endpoint.system_path)
-                with translated(self.endpoint, self.credentials, "set the boot target Hdd"):
-                    system.set_system_boot_options(target=sushy.BootSource.HDD,
-                                                   enabled=sushy.BootSourceOverrideEnabled.CONTINUOUS)
-                after = view_of(conn.get_json(self.endpoint.system_path))
+                conn.patch(path, {"Boot": {"BootSourceOverrideTarget": "Hdd",
+                                           "BootSourceOverrideEnabled": "Continuous"}},
+                           doing="set the boot target Hdd")
+                after = view_of(conn.get_json(path))
                 if after.boot_target != "Hdd":
-                    return replace(after, error=f"the BMC accepted boot target Hdd but reports "
-                                                f"{after.boot_target}")
-            # the reset once, never retried: a second reset would interrupt the boot it started
-            with self._connect(RetryPolicy(attempts=1)) as conn:
-                system = conn.root.get_system(self.endpoint.system_path)
-                with translated(self.endpoint, self.credentials, "ComputerSystem.Reset ForceRestart"):
-                    system.reset_system(sushy.ResetType.FORCE_RESTART)
-                return view_of(conn.get_json(self.endpoint.system_path))
+                    return replace(after, error=f"the BMC accepted boot target Hdd but reports {after.boot_target}")
+                return self._reset(conn, "ForceRestart")
         except RedfishError as exc:
             return BmcView(power=None, error=str(exc))

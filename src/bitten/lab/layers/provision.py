@@ -137,7 +137,7 @@ def _status(lab: Lab) -> dict[str, Any]:
 
 
 def _bmc_views(lab: Lab) -> dict[str, Any]:
-    from bitten.core.redfish.connection import Tls
+    from bitten.core.redfish.endpoint import Tls
     from bitten.hardware.targets import endpoint_of
     from bitten.lab.layers.hardware import credentials
     from bitten.provision.bmc import RedfishBmc
