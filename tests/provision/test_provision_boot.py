@@ -150,3 +150,15 @@ def test_a_deployed_disk_node_that_is_up_from_its_disk_changes_nothing() -> None
     prov = Provisioner(clock, reports=[(900.0, "deployed", {}), (950.0, "up", {**UP, "deploy": "disk"})])
     result = wait_for_boot(node("disk"), prov, bmc, since=None, timeout=60, clock=clock, sleep=clock.sleep)
     assert result.ok and not result.changed and bmc.switched == []
+
+
+def test_a_node_on_an_older_image_is_a_pending_reboot_in_the_status() -> None:
+    from bitten.provision.status import node_states, pending_reboots
+
+    record = {"nodes": {"vm01": {"leases": [{"ip": "10.77.0.41", "at": 5.0}],
+                                 "reports": {"up": {"image_id": "img-old", "received_at": 9.0, "root": "rootfs"},
+                                             "last": {"state": "up", "received_at": 9.0}}}}}
+    assert pending_reboots({"vm01": node()}, record) == {
+        "vm01": "new image: runs img-old, profile lab_bare names img-aaa"}
+    [state] = node_states({"vm01": node()}, {"nodes": {}})
+    assert (state.lease, state.last_report, state.pending_reboot) == (None, None, None)

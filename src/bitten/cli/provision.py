@@ -56,3 +56,41 @@ def images(
     console.print(table)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("status")
+def status(
+    inventory: InventoryArg,
+    url: Annotated[str | None, typer.Option("--url", help="the provisioner's status URL (default: the site's)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the provisioner's record as JSON")] = False,
+) -> None:
+    """What the provisioner saw of each node's boot: lease, last report, image, and reboots that are pending."""
+    import json
+    import urllib.error
+
+    from bitten.cli.common import load_or_exit
+    from bitten.provision.boot import http_status
+    from bitten.provision.nodes import boot_nodes, http_base
+    from bitten.provision.status import node_states
+
+    site = load_or_exit(inventory)
+    if site.provision is None:
+        console.print(f"{site.info.name} provisions nothing (no bitten_provision)")
+        raise typer.Exit(0)
+    try:
+        record = dict(http_status(url or f"{http_base(site)}/status")())
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        console.print(f"[red]error[/]: the provisioner's status could not be read: {exc}")
+        raise typer.Exit(4) from None
+    if json_out:
+        print(json.dumps(record, indent=1, sort_keys=True))
+        return
+    table = Table(title=f"{site.info.name}: provisioned nodes (provisioner {http_base(site)})")
+    for column in ("node", "lease", "last report", "image", "root", "pending reboot"):
+        table.add_column(column)
+    for state in node_states(boot_nodes(site), record):
+        table.add_row(state.node, state.lease or "none", state.last_report or "none", state.image_id or "-",
+                      state.root or "-", state.pending_reboot or "")
+    console.print(table)
+    for mac, seen in sorted((record.get("unknown_macs") or {}).items()):
+        console.print(f"[yellow]unknown MAC {mac}[/]: {seen.get('requests')} DHCP request(s), no lease")
