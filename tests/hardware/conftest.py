@@ -147,6 +147,8 @@ def mockup(pki: Pki) -> Iterator[str]:
 
 
 REPO = Path(__file__).resolve().parents[2]
+#: the lab's bare nodes (virtual machines behind sushy-tools' libvirt driver), not systems of the emulator
+BARE_HOSTS = {"lab-vm01": "52:54:00:77:00:41"}
 LAB_HOSTS = {"lab-ctl": "02:1a:b0:00:00:10", "lab-dbd": "02:1a:b0:00:00:11", "lab-login": "02:1a:b0:00:00:12",
              "lab-gpu01": "02:1a:b0:00:00:21", "lab-gpu02": "02:1a:b0:00:00:22", "lab-cpu01": "02:1a:b0:00:00:31"}
 
