@@ -20,8 +20,8 @@ Measured on these machines (see ../shared/reference/bare-metal.md) and kept here
 - The domains start powered off; sushy-tools' libvirt driver is their BMC, so the hardware stage powers them on
   through Redfish like any node.
 
-Every domain carries the lab's metadata (site name), and ``remove`` takes exactly those, with their disks,
-NVRAM and console logs.
+Every domain carries the lab's metadata (site name), and ``remove`` takes exactly those, with their disks and
+NVRAM (their console logs stay under .lab/vms/, as the lab's other logs do).
 """
 
 from __future__ import annotations
@@ -265,7 +265,8 @@ def remove(site: str, vm_dir: Path) -> list[str]:
             virsh("destroy", name, check=False)
         virsh("undefine", name, "--nvram", check=False)
         removed.append(name)
-        for leftover in (disk_dir(site) / f"{name}.qcow2", vm_dir / f"{name}.console", vm_dir / f"{name}.xml"):
+        # the console log stays (a log, like .lab/log/): it tells what the node did last
+        for leftover in (disk_dir(site) / f"{name}.qcow2", vm_dir / f"{name}.xml"):
             leftover.unlink(missing_ok=True)
     if disk_dir(site).is_dir() and not any(disk_dir(site).iterdir()):
         disk_dir(site).rmdir()
