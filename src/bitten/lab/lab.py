@@ -299,18 +299,23 @@ class Lab:
                     removed["services"].append(pidfile.stem)
                 pidfile.unlink()
         value = self.site.info.name
+        # the layers' own first (virtual machines with their disks): their NICs are ports of the network's bridge,
+        # and netavark deletes the bridge with the last container only when nothing else is plugged into it
+        for teardown in TEARDOWNS:
+            for kind, names in teardown(self).items():
+                removed.setdefault(kind, []).extend(names)
         containers = pm.labelled("container", pm.LAB_LABEL, value)
         if containers:
             pm.podman("rm", "-f", "-t", "5", *containers)
         removed["containers"] = containers
-        # the layers' own (virtual machines with their disks) go before the network their NICs are on
-        for teardown in TEARDOWNS:
-            for kind, names in teardown(self).items():
-                removed.setdefault(kind, []).extend(names)
         for kind, key in (("network", "networks"), ("volume", "volumes")):
             names = pm.labelled(kind, pm.LAB_LABEL, value)
             for name in names:
+                bridge = pm.network_interface(name) if kind == "network" else None
                 pm.podman(kind, "rm", name)
+                if bridge and Path(f"/sys/class/net/{bridge}").exists():
+                    # a bridge the network made and netavark left (a VM's port was on it): it goes with the network
+                    subprocess.run(["ip", "link", "delete", bridge], check=False, capture_output=True)
             removed[key] = names
         for leftover in (self.ssh_dir / "known_hosts",):
             leftover.unlink(missing_ok=True)

@@ -68,12 +68,10 @@ def bmc_port(lab: Lab) -> int | None:
 
 def bridge(lab: Lab) -> str:
     """The lab network's bridge (podman names it; it exists once a container is attached)."""
-    proc = pm.podman("network", "inspect", lab.settings.network)
-    data = json.loads(proc.stdout)
-    name = data[0].get("network_interface") if data else None
+    name = pm.network_interface(lab.settings.network)
     if not name:
         raise LabError(f"podman network {lab.settings.network} has no bridge interface")
-    return str(name)
+    return name
 
 
 def specs(lab: Lab) -> list[vms.VmSpec]:
