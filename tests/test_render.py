@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from typer.testing import CliRunner
 
 from bitten.capabilities import FILES, load_site, render_file, render_tree
 from bitten.cli import app
+from bitten.core.files import rendered
+from bitten.provision.nodes import boot_nodes
 
 from conftest import INVENTORIES, ROOT
 
@@ -43,23 +46,54 @@ def test_render_twice_gives_identical_trees(bitten_tree: Path, tmp_path: Path) -
     assert not (again / "stale.txt").exists()
 
 
+def test_render_refuses_a_directory_that_is_not_a_render(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    result = runner.invoke(app, ["render", str(INVENTORIES / "bitten"), "--out", str(mine)])
+    assert result.exit_code == 2
+    assert "not an earlier `bitten render`" in result.stderr
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runner.invoke(app, ["render", str(INVENTORIES / "bitten"), "--out", str(empty)]).exit_code == 0
+
+
 def test_every_host_gets_the_cluster_files(bitten_tree: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
-    assert sorted(p.name for p in bitten_tree.iterdir() if p.is_dir()) == sorted(site.nodes)
     manifest = (bitten_tree / "manifest.tsv").read_text().splitlines()
-    assert len(manifest) == 1 + sum(len(spec.hosts(site)) * len(list(spec.paths(site))) for spec in FILES)
-    assert any(line.startswith("gpu01\t/etc/slurm/slurm.conf\t0644\troot:root\t") for line in manifest)
-    assert any(line.startswith("ctl01\t/etc/bitten/cooling/agent.yaml\t0640\troot:bitten-cooling\t")
+    # one line per path and distinct content, naming its hosts: a cluster-wide file is one line and one file
+    hosts_of = {line.split("\t")[0]: line.split("\t")[1] for line in manifest[1:]}
+    assert hosts_of["/etc/slurm/slurm.conf"] == "cpu[01-32],ctl01,dbd01,gpu[01-16],login01"
+    assert any(line.startswith("/etc/slurm/slurm.conf\tcpu[01-32],ctl01,dbd01,gpu[01-16],login01\t0644\troot:root\t")
                for line in manifest)
+    assert any(line.startswith("/etc/bitten/cooling/agent.yaml\tctl01\t0640\troot:bitten-cooling\t")
+               for line in manifest)
+    # per-host files only where they differ: gpu-node.json once per hardware profile, OpenSM's for the master and
+    # the standby, the IPoIB address of every host on the fabric, each provisioned node's identity overlay; a file per
+    # item (a boot script per provisioned node) is one path per item
+    counts = Counter(line.split("\t")[0] for line in manifest[1:])
+    booted = len(boot_nodes(site))
+    assert counts == {path: {"/etc/bitten/gpu-node.json": 2, "/etc/opensm/opensm.conf": 2,
+                             "/etc/default/opensm": 2,
+                             "/etc/systemd/network/61-bitten-ipoib-pkey.network": 51,
+                             "/etc/hostname": booted, "/etc/systemd/network/10-bitten.network": booted,
+                             "/etc/bitten/node.json": booted}.get(path, 1)
+                      for spec in FILES if spec.hosts(site) for path, _item in spec.paths(site)}
+    # the reference site runs no container jobs: no plugstack.conf, enroot.conf, containers.json
+    assert {spec.path for spec in FILES if not spec.hosts(site)} == {
+        "/etc/slurm/plugstack.conf", "/etc/enroot/enroot.conf", "/etc/bitten/containers.json"}
+    assert hosts_of["/etc/bitten/gpu-node.json"] in ("cpu[01-32]", "gpu[01-16]")
     for host in site.nodes:
-        for path in ("etc/hosts", "etc/slurm/slurm.conf", "etc/slurm/gres.conf", "etc/slurm/cgroup.conf"):
-            assert (bitten_tree / host / path).is_file(), (host, path)
-    assert filecmp.cmp(bitten_tree / "gpu01/etc/slurm/slurm.conf", bitten_tree / "ctl01/etc/slurm/slurm.conf",
-                       shallow=False)
+        for path in ("/etc/hosts", "/etc/slurm/slurm.conf", "/etc/slurm/gres.conf", "/etc/slurm/cgroup.conf"):
+            assert rendered(bitten_tree, host, path).is_file(), (host, path)
+            assert rendered(bitten_tree, host, path) == bitten_tree / path.lstrip("/")
+    assert filecmp.cmp(rendered(bitten_tree, "gpu01", "/etc/bitten/gpu-node.json"),
+                       bitten_tree / "etc/bitten/gpu-node.json.by-host/gpu[01-16]", shallow=False)
 
 
 def test_slurm_conf_describes_the_site(bitten_tree: Path) -> None:
-    conf = (bitten_tree / "gpu07/etc/slurm/slurm.conf").read_text()
+    conf = rendered(bitten_tree, "gpu07", "/etc/slurm/slurm.conf").read_text()
     lines = conf.splitlines()
     gpu_nodes = [line for line in lines if line.startswith("NodeName=gpu[01-16] ")]
     assert len(gpu_nodes) == 1
@@ -76,12 +110,12 @@ def test_slurm_conf_describes_the_site(bitten_tree: Path) -> None:
                     "AccountingStorageEnforce=associations,limits,qos,safe", "SlurmctldHost=ctl01"):
         assert setting in lines
     assert any(line.startswith("AccountingStorageTRES=gres/gpu") for line in lines)
-    gres = (bitten_tree / "gpu07/etc/slurm/gres.conf").read_text()
+    gres = rendered(bitten_tree, "gpu07", "/etc/slurm/gres.conf").read_text()
     assert "NodeName=gpu[01-16] Name=gpu Type=b200 File=/dev/nvidia[0-7]" in gres
 
 
 def test_hosts_file_lists_every_host(bitten_tree: Path) -> None:
-    hosts = (bitten_tree / "login01/etc/hosts").read_text()
+    hosts = rendered(bitten_tree, "login01", "/etc/hosts").read_text()
     assert "10.20.1.16\tgpu16.bitten.sdu.dk\tgpu16\n" in hosts
     assert hosts.count("bitten.sdu.dk") == 51
 
@@ -114,7 +148,22 @@ def test_render_tree_shares_cluster_wide_content(tmp_path: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
     result = render_tree(site, tmp_path / "out")
     assert result.hosts == 51
-    # one content per file and item when it is cluster-wide, one per host when it is per host
-    assert result.unique == sum((len(spec.hosts(site)) if spec.per_host else min(1, len(spec.hosts(site))))
-                                * len(list(spec.paths(site))) for spec in FILES)
-    assert (tmp_path / "out/gpu01/etc/hosts").stat().st_nlink == 51
+    # every file once (a file per item once per item), gpu-node.json once per profile (gpu, cpu), OpenSM's config for
+    # the master and the standby, the IPoIB address once per host on the fabric, the identity overlay's hostname,
+    # network and node.json once per provisioned node
+    booted = len(boot_nodes(site))
+    assert result.unique == sum(len(list(spec.paths(site))) for spec in FILES if spec.hosts(site)) + 1 + 2 + 50 \
+        + 3 * (booted - 1)
+    # written once, not once per host
+    assert [p.name for p in (tmp_path / "out/etc").iterdir() if p.name == "hosts"] == ["hosts"]
+    assert not (tmp_path / "out/gpu01").exists()
+
+
+def test_accounting_appears_in_the_render(bitten_tree: Path) -> None:
+    """QoS, limits and accounts are part of what an auditor reviews: a limit change is a one-line diff."""
+    text = rendered(bitten_tree, "dbd01", "/etc/slurm/accounting.sacctmgr").read_text()
+    assert "sacctmgr --immediate add qos gpu 'Description=interactive and batch GPU work outside UCloud' " \
+           "Priority=10 MaxWall=2-00:00:00 MaxTRESPerUser=gres/gpu=32\n" in text
+    assert "add account sdu Cluster=bitten Parent=root" in text and "DefaultQOS=normal" in text
+    manifest = (bitten_tree / "manifest.tsv").read_text()
+    assert "/etc/slurm/accounting.sacctmgr\tdbd01\treview\t-\t" in manifest

@@ -10,7 +10,7 @@ from bitten.capabilities import load_site
 from bitten.site.model import Account, Qos
 from bitten.slurm.accounting import (
     AccountingError,
-    Desired,
+    DesiredAccounting,
     UserSpec,
     desired_from_site,
     parse_state,
@@ -44,7 +44,7 @@ APPLIED = {
     "users": "alice|research|None\nroot|root|Administrator\n",
     "tres": FRESH["tres"] + "gres|gpu\ngres|gpu:b200\n",
 }
-DESIRED = Desired(
+DESIRED = DesiredAccounting(
     cluster="molecule",
     qos=(Qos(name="normal", description="default QoS for CPU jobs", max_wall="30"),
          Qos(name="gpu", description="GPU jobs", priority=10, max_tres_per_user="gres/gpu=4",
@@ -81,7 +81,7 @@ def test_applied_state_needs_nothing() -> None:
 
 def test_removed_limits_are_cleared_and_changed_ones_merged() -> None:
     qos = Qos(name="gpu", description="GPU jobs", priority=5, max_tres_per_user="cpu=8")
-    commands = plan(Desired("molecule", qos=(qos,)), parse_state(APPLIED))
+    commands = plan(DesiredAccounting("molecule", qos=(qos,)), parse_state(APPLIED))
     assert commands == [[*S, "modify", "qos", "where", "name=gpu", "set", "Priority=5",
                          "MaxTRESPerUser=cpu=8,gres/gpu=-1", "Flags=-1"]]
 
@@ -89,7 +89,7 @@ def test_removed_limits_are_cleared_and_changed_ones_merged() -> None:
 def test_account_changes_touch_only_what_differs() -> None:
     account = Account(name="research", description="molecule researchers", organization="sdu",
                       qos=("normal",), default_qos="normal")
-    commands = plan(Desired("molecule", accounts=(account,)), parse_state(APPLIED))
+    commands = plan(DesiredAccounting("molecule", accounts=(account,)), parse_state(APPLIED))
     assert commands == [
         [*S, "modify", "account", "where", "name=research", "set", "Organization=sdu"],
         [*S, "modify", "account", "where", "name=research", "cluster=molecule", "set", "QOS=normal"],
@@ -99,37 +99,39 @@ def test_account_changes_touch_only_what_differs() -> None:
 def test_unnamed_accounts_and_users_are_left_alone() -> None:
     state = parse_state({**APPLIED, "accounts": APPLIED["accounts"] + "ucloud_p1|project|ucloud\n",
                          "associations": APPLIED["associations"] + "ucloud_p1||root|normal|\n"})
-    assert plan(Desired("molecule"), state) == []
+    assert plan(DesiredAccounting("molecule"), state) == []
 
 
 def test_child_accounts_are_created_after_their_parents() -> None:
     parent = Account(name="sdu")
     child = Account(name="imada", parent="sdu")
-    commands = plan(Desired("molecule", accounts=(child, parent)), parse_state(APPLIED))
+    commands = plan(DesiredAccounting("molecule", accounts=(child, parent)), parse_state(APPLIED))
     assert [c[4] for c in commands] == ["sdu", "imada"]
     assert "Parent=sdu" in commands[1]
 
 
 def test_operator_user_for_ucloud() -> None:
     user = UserSpec("ucloud", ("root",), admin_level="operator")
-    assert plan(Desired("molecule", users=(user,)), parse_state(APPLIED)) == [
+    assert plan(DesiredAccounting("molecule", users=(user,)), parse_state(APPLIED)) == [
         [*S, "add", "user", "ucloud", "Account=root", "Cluster=molecule", "DefaultAccount=root",
          "AdminLevel=Operator"]]
     existing = parse_state({**APPLIED, "users": APPLIED["users"] + "ucloud|root|None\n",
                             "associations": APPLIED["associations"] + "root|ucloud||normal|\n"})
-    assert plan(Desired("molecule", users=(user,)), existing) == [
+    assert plan(DesiredAccounting("molecule", users=(user,)), existing) == [
         [*S, "modify", "user", "where", "name=ucloud", "set", "AdminLevel=Operator"]]
 
 
 @pytest.mark.parametrize(("desired", "message"), [
-    (Desired("m", accounts=(Account(name="a", parent="nowhere"),)), "parent 'nowhere'"),
-    (Desired("m", accounts=(Account(name="a", qos=("gpu",), default_qos="normal"),)), "default_qos 'normal'"),
-    (Desired("m", users=(UserSpec("bob", ("ghost",)),)), "account 'ghost' is not defined"),
-    (Desired("m", users=(UserSpec("bob"),)), "has no accounts"),
-    (Desired("m", users=(UserSpec("root", admin_level="god"),)), "admin level 'god'"),
-    (Desired("m", accounts=(Account(name="a", parent="b"), Account(name="b", parent="a"))), "cycle"),
+    (DesiredAccounting("m", accounts=(Account(name="a", parent="nowhere"),)), "parent 'nowhere'"),
+    # the site model refuses this account already (bitten validate); the planner refuses it too
+    (DesiredAccounting("m", accounts=(Account.model_construct(name="a", qos=("gpu",), default_qos="normal"),)),
+     "default_qos 'normal'"),
+    (DesiredAccounting("m", users=(UserSpec("bob", ("ghost",)),)), "account 'ghost' is not defined"),
+    (DesiredAccounting("m", users=(UserSpec("bob"),)), "has no accounts"),
+    (DesiredAccounting("m", users=(UserSpec("root", admin_level="god"),)), "admin level 'god'"),
+    (DesiredAccounting("m", accounts=(Account(name="a", parent="b"), Account(name="b", parent="a"))), "cycle"),
 ])
-def test_impossible_requests_name_the_fix(desired: Desired, message: str) -> None:
+def test_impossible_requests_name_the_fix(desired: DesiredAccounting, message: str) -> None:
     with pytest.raises(AccountingError, match=message):
         plan(desired, parse_state(APPLIED))
 
@@ -157,7 +159,8 @@ def test_desired_from_the_lab_inventory() -> None:
     site = load_site([ROOT / "inventory" / "lab"])
     desired = desired_from_site(site, [{"name": "ucloud", "accounts": ["root"], "admin_level": "Operator"}])
     assert desired.cluster == "lab"
-    assert [q.name for q in desired.qos] == ["normal", "gpu", "ucloud-b200", "ucloud-cpu"]
+    # the lab declares the flexible QoS its energy controller holds (inventory/lab/group_vars/all/energy.yml)
+    assert [q.name for q in desired.qos] == ["normal", "gpu", "ucloud-b200", "ucloud-cpu", "flexible"]
     assert UserSpec("ucloud", ("root",), None, "Operator") in desired.users
     only_users = desired_from_site(site, [{"name": "ucloud", "accounts": ["root"]}], with_site=False)
     assert only_users.qos == () and only_users.accounts == ()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bitten.capabilities import build_site, load_site, render_file, render_tree
+from bitten.core.files import rendered
 from bitten.site import InventoryData, SiteError, load_inventory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +35,9 @@ def test_slurmdbd_conf_renders_the_password_as_a_placeholder_for_review(tmp_path
     assert "StoragePass=<secret:slurmdbd_storage_pass>" in text
     assert "DbdHost=lab-dbd" in text and "StorageLoc=slurm_acct_db" in text
     render_tree(site, tmp_path)
-    assert (tmp_path / "lab-dbd/etc/slurm/slurmdbd.conf").read_text() == text
-    assert not (tmp_path / "lab-ctl/etc/slurm/slurmdbd.conf").exists()
+    assert rendered(tmp_path, "lab-dbd", "/etc/slurm/slurmdbd.conf").read_text() == text
+    with pytest.raises(KeyError):
+        rendered(tmp_path, "lab-ctl", "/etc/slurm/slurmdbd.conf")
 
 
 def test_slurmdbd_conf_with_the_secret_and_site_settings() -> None:

@@ -43,6 +43,9 @@ def test_broken_inventory_fails_with_precise_messages(case: str, tmp_path: Path)
         assert result.exit_code == 2, result.output
         lines = result.stderr.splitlines()
         for expected in yaml.safe_load((BROKEN / case / "expect.yml").read_text()):
+            if "absent" in expected:
+                assert expected["absent"] not in result.output, (expected, result.output)
+                continue
             parts = [expected["text"]]
             if "file" in expected:
                 parts.append(f"{inventory}/{expected['file']}:")
@@ -69,6 +72,21 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     for text in ("10.0.1.300", "is not a MAC address", "valid integer", "unknown hardware profile 'cpu-v2'",
                  "cooling loop 'loop-b' is not defined"):
         assert text in result.stderr
+
+
+def test_vaulted_values_decrypt_with_the_password_file(tmp_path: Path) -> None:
+    """With the vault password, an inline-vaulted value and a vaulted file decrypt; a bad vaulted value is reported
+    without its plaintext or ciphertext."""
+    inventory = compose("vault-no-password", tmp_path / "inv")
+    password = str(BROKEN.parent / "fixtures" / "vault-password")
+    result = runner.invoke(app, ["validate", str(inventory), "--vault-password-file", password])
+    assert result.exit_code == 2, result.output
+    assert f"{inventory}/host_vars/gpu02.yml:1: host gpu02: field bitten_boot_mac: <vaulted value> is not a MAC" \
+        in result.stderr
+    assert "hunter2" not in result.output and "$ANSIBLE_VAULT" not in result.output
+    (inventory / "host_vars" / "gpu02.yml").write_text('bitten_boot_mac: "02:00:00:00:01:02"\n')
+    result = runner.invoke(app, ["validate", str(inventory), "--vault-password-file", password])
+    assert result.exit_code == 0, result.output
 
 
 def test_missing_inventory_path(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Ansible front end of bitten.gpu for the gpu role: driver-branch validation and nvidia-smi -L parsing."""
+"""Ansible front end of bitten.gpu for the gpu role: driver branches, nvidia-smi -L, NVLink packages."""
 
 from __future__ import annotations
 
@@ -39,6 +39,26 @@ def gpu_list_problems(text: str, count: int, slurm_type: str, profile: str = "")
     return problems
 
 
+def nvlink_packages(gpu: dict[str, Any] | None, branch: str | int) -> dict[str, list[str]]:
+    """The NVLink packages of a node's GPUs (gpu-node.json "gpu"), as bitten.gpu.nvlink groups them."""
+    from bitten.gpu.drivers import branch_of
+    from bitten.gpu.nvlink import packages
+
+    if not gpu:
+        return {"fabric_manager": [], "nvlsm": [], "debian": []}
+    return packages(str(gpu.get("architecture", "")), bool(gpu.get("nvswitch")), branch_of(branch))
+
+
+def nvlink_stack(gpu: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the node's NVSwitch generation needs: {nvswitch_generation, fabric_manager, nvlsm, example} or None."""
+    from dataclasses import asdict
+
+    from bitten.gpu.nvlink import stack_for
+
+    stack = stack_for(str((gpu or {}).get("architecture", "")), bool((gpu or {}).get("nvswitch")))
+    return asdict(stack) if stack else None
+
+
 def dpkg_versions(text: str) -> dict[str, str]:
     """Installed packages from ``dpkg-query -W -f='${Package} ${Version} ${db:Status-Status}\\n'`` output."""
     out: dict[str, str] = {}
@@ -57,4 +77,6 @@ class FilterModule:
             "bitten_gpu_list": gpu_list,
             "bitten_gpu_list_problems": gpu_list_problems,
             "bitten_gpu_dpkg_versions": dpkg_versions,
+            "bitten_gpu_nvlink_packages": nvlink_packages,
+            "bitten_gpu_nvlink_stack": nvlink_stack,
         }

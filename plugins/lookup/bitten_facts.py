@@ -1,4 +1,4 @@
-"""Ansible front end of bitten.capabilities.facts: values derived from the validated site model, per capability."""
+"""Ansible front end of bitten.capabilities.facts: the values the model derives for a host, by capability."""
 
 from __future__ import annotations
 
@@ -9,21 +9,20 @@ from ansible.plugins.lookup import LookupBase
 
 DOCUMENTATION = r"""
 name: bitten_facts
-short_description: values the capabilities derive from the validated site model, for one host
+short_description: derived values of a host, by capability, from the site model
 description:
-  - Builds the site model from the play's inventory (the same validation as C(bitten validate), every problem at
-    once) and returns each capability's derived values for the host (its C(CAPABILITY.facts)), by capability name,
-    e.g. C(lookup('bitten_facts').provision). Roles read derived values from here and never restate them. Fails,
-    naming every problem, when the site is invalid.
+  - Builds the site model from the play's inventory and returns one dict with, for each capability that derives
+    values for roles (CAPABILITY.facts), its values for the host, e.g. C(lookup('bitten_facts').fabric.sm). Roles
+    read these instead of restating the model's defaults or rules.
 options:
   host:
-    description: the host to derive for; defaults to inventory_hostname
+    description: the host; defaults to inventory_hostname
     type: str
 """
 
 RETURN = r"""
 _raw:
-  description: one mapping, capability name -> its derived values
+  description: one dict, capability name -> its facts
   type: list
   elements: dict
 """
@@ -36,9 +35,8 @@ class LookupModule(LookupBase):
 
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
-        host = self.get_option("host") or variables.get("inventory_hostname")
+        host = str(self.get_option("host") or variables.get("inventory_hostname"))
         try:
-            site = site_from_play(variables)
+            return [facts(site_from_play(variables), host)]
         except SiteError as exc:
-            raise AnsibleLookupError(f"the site description is invalid; nothing was changed:\n{exc}") from None
-        return [facts(site, str(host))]
+            raise AnsibleLookupError(f"the site description is invalid:\n{exc}") from None

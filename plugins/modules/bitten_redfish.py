@@ -174,7 +174,7 @@ def main() -> None:
     try:
         from pydantic import ValidationError
 
-        from bitten.hardware import Backoff, Credentials, Desired, Endpoint, Options, Timeouts, Tls, run_node
+        from bitten.hardware import Backoff, Credentials, DesiredBmcState, Endpoint, Options, Timeouts, Tls, run_node
         from bitten.hardware.fleet import Settings, Target
         from bitten.site.model import Bmc, Boot
     except ImportError as exc:
@@ -187,7 +187,7 @@ def main() -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'boot'}: {e['msg']}" for e in exc.errors())
         module.fail_json(msg=f"host {p['host']}: invalid bmc or boot: {problems}")
     endpoint = Endpoint(host=p["host"], url=bmc.url, system_id=bmc.system_id, flavour=bmc.flavour)
-    desired = Desired(bios=p["bios"] or {}, boot=boot, power=p["power"], boot_mac=p["boot_mac"])
+    desired = DesiredBmcState(bios=p["bios"] or {}, boot=boot, power=p["power"], boot_mac=p["boot_mac"])
     settings = Settings(tls=Tls(verify=p["validate_certs"], ca_file=p["ca_path"]),
                         timeouts=Timeouts(connect=min(10.0, p["timeout"]), read=p["timeout"],
                                           power=p["power_timeout"]),
@@ -198,7 +198,7 @@ def main() -> None:
     if p["state"] == "inventory":
         result = run_node(target, "inventory", options, settings)
         if not result.ok:
-            module.fail_json(msg=result.error, error_kind=result.error_kind)
+            module.fail_json(msg=result.failure, error_kind=result.error_kind)
         module.exit_json(changed=False, power=result.power,
                          inventory=result.inventory.as_dict() if result.inventory else None)
 
@@ -212,7 +212,7 @@ def main() -> None:
         "requests": result.requests, "retries": result.retries,
     }
     if not result.ok:
-        module.fail_json(msg=result.error, error_kind=result.error_kind, **out)
+        module.fail_json(msg=result.failure, error_kind=result.error_kind, **out)
     changed = bool(plan and plan.changed)
     if module._diff and plan and plan.changed:
         out["diff"] = _diff(plan)

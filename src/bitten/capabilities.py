@@ -17,6 +17,8 @@ from bitten.core import files as _files
 from bitten.core import templating
 from bitten.core.capability import Capability
 from bitten.core.files import FileSpec, RenderResult
+from bitten.energy.capability import CAPABILITY as ENERGY
+from bitten.fabric.capability import CAPABILITY as FABRIC
 from bitten.gpu.capability import CAPABILITY as GPU
 from bitten.hardware.capability import CAPABILITY as HARDWARE
 from bitten.provision.capability import CAPABILITY as PROVISION
@@ -28,7 +30,7 @@ from bitten.slurm.capability import CAPABILITY as SLURM
 from bitten.ucloud.capability import CAPABILITY as UCLOUD
 
 #: in the order their files appear in `bitten render` and their checks run
-CAPABILITIES: tuple[Capability, ...] = (BASE, HARDWARE, PROVISION, SLURM, GPU, UCLOUD, COOLING)
+CAPABILITIES: tuple[Capability, ...] = (BASE, HARDWARE, PROVISION, SLURM, FABRIC, GPU, UCLOUD, COOLING, ENERGY)
 
 CHECKS: tuple[Check, ...] = tuple(check for cap in CAPABILITIES for check in cap.checks)
 FILES: tuple[FileSpec, ...] = tuple(spec for cap in CAPABILITIES for spec in cap.files)

@@ -23,7 +23,7 @@ from .helpers import agent_config
 
 def scrape(agent: Agent) -> dict[str, list[tuple[dict[str, str], float]]]:
     registry = CollectorRegistry()
-    registry.register(AgentCollector(agent))
+    registry.register(AgentCollector(agent.status))
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for sample in family.samples:
@@ -61,7 +61,7 @@ def test_leak_drains_once_and_is_never_resumed_automatically(tmp_path: Path, cdu
         assert "leak" not in agent.tracker.kinds("loop-a")
         assert [c[0] for c in slurm.calls] == ["drain"]  # cleared, but the nodes stay drained
         assert all(s.drained for s in slurm.nodes.values())
-        held = [a for a in agent.store.actions() if a.action == "resume"]
+        held = [a for a in agent.state.actions() if a.action == "resume"]
         assert held and held[0].result == "held" and "operator" in held[0].detail
     finally:
         agent.close()
@@ -88,7 +88,7 @@ def test_low_flow_resumes_where_configured_and_leaves_other_drains_alone(tmp_pat
         agent.poll_once()
         assert not slurm.nodes["gpu01"].drained
         assert slurm.nodes["gpu02"].reason == "admin: memory errors"
-        skipped = [a for a in agent.store.actions() if a.result == "skipped"]
+        skipped = [a for a in agent.state.actions() if a.result == "skipped"]
         assert skipped and skipped[0].nodes == ("gpu02",)
     finally:
         agent.close()
@@ -120,7 +120,7 @@ def test_offline_cdu_backs_off_goes_stale_and_never_crashes(tmp_path: Path) -> N
     try:
         agent.poll_once()
         st = agent.devices["cdu-a"]
-        assert st.failures == 1 and st.next_attempt > time.time() and "ConnectionError" in st.last_error
+        assert st.failures == 1 and st.next_attempt > time.time() and "connection refused" in st.last_error
         agent.poll_once()
         assert st.failures == 1  # backing off: not retried before next_attempt
         agent.started -= 5  # stale_after_s is 1 s
@@ -160,26 +160,27 @@ def test_metrics_readings_heat_and_ledger(tmp_path: Path, cdu_sim, modbus_sim) -
         time.sleep(0.05)
         agent.poll_once()
         m = scrape(agent)
-        flow = value(m, "bitten_cooling_flow_liters_per_minute", cdu="cdu-a", side="secondary")
-        dt = value(m, "bitten_cooling_delta_temperature_kelvin", cdu="cdu-a", side="secondary")
-        computed = value(m, "bitten_cooling_heat_computed_kilowatts", cdu="cdu-a", side="secondary")
-        reported = value(m, "bitten_cooling_heat_reported_kilowatts", cdu="cdu-a", side="secondary")
+        flow = value(m, "bitten_cooling_flow_cubic_meters_per_second", cdu="cdu-a", side="secondary") * 60000
+        dt = value(m, "bitten_cooling_delta_temperature_celsius", cdu="cdu-a", side="secondary")
+        computed = value(m, "bitten_cooling_heat_computed_watts", cdu="cdu-a", side="secondary") / 1000
+        reported = value(m, "bitten_cooling_heat_reported_watts", cdu="cdu-a", side="secondary") / 1000
         assert computed == pytest.approx(flow * dt * 0.0668, rel=0.01)  # 25 % PG from the CDU's Coolant object
         assert computed == pytest.approx(reported, rel=0.02)  # the simulator's physics agree with the agent's
         assert value(m, "bitten_cooling_heat_divergence_exceeded", cdu="cdu-a", side="secondary") == 0
-        assert value(m, "bitten_cooling_meter_value", meter="dh-meter", register="flow") == pytest.approx(2000 / 60)
-        assert value(m, "bitten_cooling_meter_heat_computed_kilowatts", meter="dh-meter") == pytest.approx(
-            2000 / 60 * 20 * 0.0689, rel=0.01)
+        assert value(m, "bitten_cooling_meter_flow_cubic_meters_per_second", meter="dh-meter",
+                     register="flow") == pytest.approx(2.0 / 3600)
+        assert value(m, "bitten_cooling_meter_heat_computed_watts", meter="dh-meter") == pytest.approx(
+            2000 / 60 * 20 * 0.0689 * 1000, rel=0.01)
         divergence = value(m, "bitten_cooling_meter_heat_divergence_ratio", meter="dh-meter")
         assert divergence == pytest.approx(0.149, abs=0.01)
         assert value(m, "bitten_cooling_device_up", device="dh-meter", kind="modbus") == 1
-        assert value(m, "bitten_energy_ledger_kilowatt_hours", channel="reused_heat") == pytest.approx(10.0)
-        assert value(m, "bitten_energy_ledger_kilowatt_hours", channel="it_energy") == pytest.approx(20.0)
+        assert value(m, "bitten_energy_ledger_joules_total", channel="reused_heat") == pytest.approx(10.0 * 3.6e6)
+        assert value(m, "bitten_energy_ledger_joules_total", channel="it_energy") == pytest.approx(20.0 * 3.6e6)
         assert value(m, "bitten_energy_erf_ratio") == pytest.approx(10.0 / 22.5)
         assert value(m, "bitten_energy_pue_ratio") == pytest.approx(22.5 / 20.0)
         for name in ("bitten_cooling_pump_failed", "bitten_cooling_filter_healthy", "bitten_cooling_cdu_healthy",
-                     "bitten_cooling_coolant_density_kg_per_cubic_meter", "bitten_cooling_device_reading_age_seconds",
-                     "bitten_cooling_supply_temperature_setpoint_celsius"):
+                     "bitten_cooling_coolant_density_grams_per_cubic_meter",
+                     "bitten_cooling_device_reading_age_seconds", "bitten_cooling_supply_temperature_setpoint_celsius"):
             assert name in m
     finally:
         agent.close()
@@ -248,3 +249,76 @@ def test_high_temperature_caps_gpus_and_uncaps_on_clear(tmp_path: Path, cdu_sim)
         assert not any(s.drained for s in slurm.nodes.values())
     finally:
         agent.close()
+
+
+def test_a_counter_glitch_never_becomes_energy(tmp_path: Path, cdu_sim, modbus_sim) -> None:  # type: ignore[no-untyped-def]
+    """The Modbus server answers 0xFFFFFFFF for the heat meter's energy counter once: a gap, never 4.29e7 kWh."""
+    _sim, server = cdu_sim
+    modbus_sim.set(1, "heat_energy", 1000.0)
+    for unit in (2, 3):
+        modbus_sim.set(unit, "energy", 100.0)
+    cfg = agent_config(tmp_path, base_url(server), modbus_sim.port)
+    cfg.modbus["dh-meter"] = cfg.modbus["dh-meter"].model_copy(update={"max_power_kw": None})  # the default
+    agent = Agent(cfg, slurm=MemorySlurm(["gpu01", "gpu02"]))
+    try:
+        agent.poll_once()
+        time.sleep(1.0)
+        modbus_sim.set(1, "heat_energy", 1000.5)
+        agent.poll_once()
+        assert agent.totals["reused_heat"] == pytest.approx(0.5)
+        modbus_sim.set_raw(1, 4, 6, [0xFFFF, 0xFFFF])  # a glitch: the counter reads 42949672.95 kWh
+        agent.poll_once()
+        modbus_sim.set(1, "heat_energy", 1001.0)
+        agent.poll_once()
+        assert agent.totals["reused_heat"] == pytest.approx(0.5)  # nothing added for good
+        gaps = agent.ledger.store.total("reused_heat", 0, time.time() + 1).gaps  # type: ignore[union-attr]
+        assert gaps[0].reason.endswith("a glitch, not energy")
+        assert value(scrape(agent), "bitten_energy_ledger_joules_total", channel="reused_heat") == pytest.approx(
+            0.5 * 3.6e6)
+    finally:
+        agent.close()
+
+
+def test_status_and_metrics_are_served(tmp_path: Path, cdu_sim) -> None:  # type: ignore[no-untyped-def]
+    """/status is the read-only interface other programs read the alarms from; /metrics beside it."""
+    import requests
+
+    from bitten.cooling.serve import serve
+
+    sim, server = cdu_sim
+    agent = Agent(agent_config(tmp_path, base_url(server)), slurm=MemorySlurm(["gpu01", "gpu02"]))
+    http, _thread = serve(agent.status, "127.0.0.1", 0)
+    session = requests.Session()
+    session.trust_env = False
+    try:
+        sim.set_fault(1, leak=True, sensors={"secondary.flow": "@nan"})
+        agent.poll_once()
+        url = f"http://127.0.0.1:{http.server_port}"
+        status = session.get(f"{url}/status", timeout=5).json()
+        assert status["version"] == 1 and status["site"] == "test"
+        loop = status["loops"]["loop-a"]
+        assert loop["nodes"] == ["gpu01", "gpu02"] and loop["alarms"]["leak"]["severity"] == "Critical"
+        assert "FlowLitersPerMinute.Reading" in loop["unknown"]["low_flow"]
+        assert status["devices"]["cdu-a"]["up"] is True and status["stores"]["ledger"]["available"] is True
+        assert "bitten_cooling_alarm_active" in session.get(f"{url}/metrics", timeout=5).text
+        assert session.post(f"{url}/status", timeout=5).status_code == 405
+    finally:
+        http.shutdown()
+        agent.close()
+
+
+def test_check_reads_every_device_once(tmp_path: Path, cdu_sim, modbus_sim) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+    from typer.testing import CliRunner
+
+    from bitten.cli import app
+
+    _sim, server = cdu_sim
+    cfg = agent_config(tmp_path, base_url(server), modbus_sim.port)
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True)))
+    result = CliRunner().invoke(app, ["cooling", "check", "--config", str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for device in ("cdu-a", "dh-meter", "it-meter", "dc-meter"):
+        assert device in result.output
+    assert "health OK" in result.output

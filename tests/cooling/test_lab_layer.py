@@ -102,11 +102,11 @@ def test_leak_drill_shows_the_nodes_drained(drill: Any, monkeypatch: pytest.Monk
 def test_summary_reads_the_agents_metrics(drill: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     lab, agent, _slurm, _sim = drill
     registry = CollectorRegistry()
-    registry.register(AgentCollector(agent))
+    registry.register(AgentCollector(agent.status))
     server, _thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     try:
         deadline = time.time() + 5
-        while agent.cycles < 1 and time.time() < deadline:
+        while agent.reads < 1 and time.time() < deadline:
             time.sleep(0.05)
         monkeypatch.setattr(cooling_lab, "metrics_url", lambda site: f"http://127.0.0.1:{server.server_port}/metrics")
         console = Console(record=True, width=200)

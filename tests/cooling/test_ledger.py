@@ -118,3 +118,38 @@ def test_durable_across_a_killed_process(tmp_path: Path) -> None:
     after = book.total("it_energy", 0, 1e9)
     assert len(after.gaps) == 1 and after.gaps[0].bridged == pytest.approx(7.0)
     assert after.value == pytest.approx(total.value + 7.0)
+
+
+def test_garbage_never_breaks_the_batch(tmp_path: Path) -> None:
+    """A NaN sample is refused before it touches the database; a NULL left by an older agent restarts its source;
+    one bad sample in a batch leaves the others recorded."""
+    path = tmp_path / "l.sqlite"
+    book = Ledger(path, max_gap_s=60)
+    book.record("it_energy", "p", "power", 0, 10.0)
+    for bad in (float("nan"), float("inf"), None, "12"):
+        with pytest.raises(ValueError, match="not a finite number"):
+            book.record("it_energy", "p", "power", 5, bad)  # type: ignore[arg-type]
+    assert book.db.execute("SELECT value FROM last WHERE source = 'p'").fetchone() == (10.0,)
+    # what a NaN became in an older database: NULL as the source's last value
+    book.db.execute("INSERT OR REPLACE INTO last VALUES ('reused_heat', 'm', 'counter', 0, NULL)")
+    with book.batch():
+        assert book.record("reused_heat", "m", "counter", 10, 100.0) is None  # starts afresh, no TypeError
+        with pytest.raises(ValueError):
+            book.record("facility_energy", "x", "power", 10, float("nan"))
+        assert book.record("it_energy", "p", "power", 10, 10.0) == pytest.approx(10 * 10 / 3600)
+    assert book.record("reused_heat", "m", "counter", 20, 101.0) == pytest.approx(1.0)
+    assert book.total("it_energy", 0, 10).value == pytest.approx(10 * 10 / 3600)  # the batch was committed
+
+
+def test_a_counter_step_beyond_the_meters_power_is_a_gap(tmp_path: Path) -> None:
+    book = Ledger(tmp_path / "l.sqlite", max_gap_s=60)
+    rate = 500 / 3600  # a 500 kW meter: at most 1.39 kWh per 10 s
+    book.record("reused_heat", "m", "counter", 0, 1000.0, max_rate=rate)
+    assert book.record("reused_heat", "m", "counter", 10, 1001.0, max_rate=rate) == pytest.approx(1.0)
+    assert book.record("reused_heat", "m", "counter", 20, 42949672.95, max_rate=rate) is None  # 0xFFFFFFFF * 0.01
+    assert book.record("reused_heat", "m", "counter", 30, 1002.0, max_rate=rate) is None  # back: "backwards"
+    assert book.record("reused_heat", "m", "counter", 40, 1003.0, max_rate=rate) == pytest.approx(1.0)
+    total = book.total("reused_heat", 0, 40)
+    assert total.value == pytest.approx(2.0)
+    assert [g.reason.split(" (")[0].split(" stepped")[0] for g in total.gaps] == ["counter", "counter went backwards"]
+    assert "a glitch, not energy" in total.gaps[0].reason and total.gaps[0].bridged is None

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bitten.cooling.agent import cdu_view
-from bitten.cooling.alarms import evaluate
+from bitten.cooling.alarms import evaluate, findings
+from bitten.cooling.devices import cdu_view
 from bitten.cooling.modbus import DeviceError, WriteRefused
 from bitten.cooling.redfish import RedfishCdu
 from bitten.core.pki import server_tls
@@ -49,10 +49,10 @@ def test_mockup_heat_divergence_is_surfaced(mockup_url: str) -> None:
 
 def test_mockup_alarms(mockup_url: str) -> None:
     reading = RedfishCdu("fixture", mockup_url, "1", auth="none").read()
-    found = evaluate(reading, LoopLimits(min_flow_lpm=50, max_supply_temperature_c=28))
+    found = findings(evaluate(reading, LoopLimits(min_flow_lpm=50, max_supply_temperature_c=28)))
     assert set(found) == {"pump_failed", "low_flow", "high_supply_temperature"}
     assert "pump(s) 2 failed" in found["pump_failed"]
-    assert "pump_failed" not in evaluate(reading, LoopLimits(tolerated_pump_failures=1))
+    assert "pump_failed" not in findings(evaluate(reading, LoopLimits(tolerated_pump_failures=1)))
 
 
 def test_mockup_is_read_only_and_writes_are_guarded(mockup_url: str) -> None:
@@ -79,10 +79,14 @@ def test_session_auth(cdu_sim) -> None:  # type: ignore[no-untyped-def]
     sim, server = cdu_sim
     cdu = RedfishCdu("sim", base_url(server), "1", username="agent", password="s3cret", auth="session")
     assert cdu.read().health == "OK"
-    assert cdu.session.auth is None and cdu._token in sim.tokens  # a session token, not basic auth
-    sim.tokens.clear()  # the service forgot the session: the client logs in again
-    assert cdu.read().health == "OK" and cdu._token in sim.tokens
-    with pytest.raises(DeviceError, match="session login refused"):
+    headers, basic = cdu.connection.auth_for_stream()
+    assert basic is None and headers["X-Auth-Token"] in sim.tokens  # a session token, not basic auth
+    assert len(sim.sessions) == 1
+    sim.forget_sessions()  # the service forgot the session: the client logs in again
+    assert cdu.read().health == "OK" and len(sim.sessions) == 1
+    cdu.close()
+    assert sim.sessions == {} and sim.sessions_deleted == 1  # logged out: no session left behind on the CDU
+    with pytest.raises(DeviceError, match="401"):
         RedfishCdu("sim", base_url(server), "1", username="agent", password="nope", auth="session").read()
 
 
@@ -101,7 +105,7 @@ def test_tls_verified_against_the_configured_ca(tmp_path: Path, mockup_dir: Path
     try:
         url = base_url(server, "https")
         assert RedfishCdu("tls", url, "1", auth="none", ca_file=str(ca)).read().health == "Warning"
-        with pytest.raises(DeviceError, match="SSLError"):
+        with pytest.raises(DeviceError, match=r"TLS verification failed .* the CDU's certificate"):
             RedfishCdu("tls", url, "1", auth="none", ca_file=str(other_ca)).read()
     finally:
         server.shutdown()
@@ -117,6 +121,14 @@ class Garbage(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         mode = type(self).mode
+        if self.path.rstrip("/") == "/redfish/v1":  # the service root is fine; the CDU is not
+            body = json.dumps({"@odata.id": "/redfish/v1/", "Id": "RootService", "Name": "garbage"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if mode == "html500":
             body, code, ctype = b"<html>Internal Server Error</html>", 500, "text/html"
         elif mode == "truncated":

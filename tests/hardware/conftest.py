@@ -80,7 +80,8 @@ def start_emulator(tmp_path: Path, pki: Pki, htpasswd: Path) -> Iterator[Callabl
     """Start the sushy-tools emulator (TLS + basic auth, power delay 0 unless asked) with the given systems."""
     running: list[EmulatorServer] = []
 
-    def start(systems: list[SystemSpec], power_delay: float = 0.0, graceful_ignored: bool = False) -> Emulator:
+    def start(systems: list[SystemSpec], power_delay: float = 0.0, graceful_ignored: bool = False,
+              sessions: bool = True) -> Emulator:
         holder: dict[str, FaultInjector] = {}
 
         def wrap(app: Any) -> FaultInjector:
@@ -89,7 +90,7 @@ def start_emulator(tmp_path: Path, pki: Pki, htpasswd: Path) -> Iterator[Callabl
 
         server = EmulatorServer(systems, tmp_path / f"state{len(running)}", cert=(pki.cert, pki.key),
                                 auth_file=htpasswd, power_delay=power_delay, wrap=wrap,
-                                graceful_ignored=graceful_ignored).start()
+                                graceful_ignored=graceful_ignored, sessions=sessions).start()
         running.append(server)
         return Emulator(server, holder["faults"])
 

@@ -59,6 +59,23 @@ def test_failures_exit_1_after_every_node(start_emulator: Callable[..., Emulator
     assert data["failed"] == ["lab-dbd"] and len(data["changed"]) == 5
 
 
+def test_plan_with_blocking_problems_exits_1(start_emulator: Callable[..., Emulator], pki: Pki,
+                                            tmp_path: Path) -> None:
+    """A plan that apply would refuse (a BIOS attribute the node does not have) is not ok."""
+    emu = start_emulator(lab_systems())
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
+    site_file = inv / "group_vars" / "all" / "site.yml"
+    site = yaml.safe_load(site_file.read_text())
+    site["bitten_hardware_profiles"]["lab_cpu"]["bios"]["NoSuchAttribute"] = "On"
+    site_file.write_text(yaml.safe_dump(site))
+    code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), "--json")
+    assert code == 1, text
+    data = json.loads(text[:text.rindex("}") + 1])
+    assert not data["ok"] and data["failed"] == ["lab-cpu01"]
+    cpu = next(n for n in data["nodes"] if n["host"] == "lab-cpu01")
+    assert cpu["plan"]["problems"] and not cpu["ok"]
+
+
 def test_invalid_site_contacts_nothing(start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
     emu = start_emulator(lab_systems())
     inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
@@ -87,3 +104,26 @@ def test_unknown_limit(start_emulator: Callable[..., Emulator], pki: Pki, tmp_pa
     inv = lab_inventory(tmp_path, "127.0.0.1:1")
     code, text = run("hardware", "plan", str(inv), "--limit", "nosuchhost")
     assert code == 2 and "no host or group named nosuchhost" in text
+
+
+def test_plan_shows_the_nodes_that_wait_for_a_reboot_and_rollout_their_waves(
+        start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
+    from bitten.lab.doubles.bmc_emulator import SystemSpec
+
+    emu = start_emulator([SystemSpec(h, macs=(mac,), power_state="On") for h, mac in LAB_HOSTS.items()])
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"))
+    wide = {**ENV, "COLUMNS": "300"}
+    code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), "--limit", "gpu_nodes", env=wide)
+    assert code == 0, text
+    assert "waits for a reboot (BIOS ProcSMT, WorkloadProfile to write): bitten hardware rollout" in text
+    assert "2 waiting for a reboot (bitten hardware rollout)" in text
+
+    code, text = run("hardware", "apply", str(inv), "--ca", str(pki.ca), "--limit", "gpu_nodes", "--json")
+    assert code == 0, text
+    assert [n["reboot"] for n in json.loads(text)["nodes"]] == [["BIOS ProcSMT, WorkloadProfile pending"]] * 2
+
+    code, text = run("hardware", "rollout", str(inv), "--ca", str(pki.ca), "--limit", "gpu_nodes", "--dry-run",
+                     "--wave-size", "1", "--reason", "GPU driver 580.95", env=wide)
+    assert code == 0, text
+    assert "wave 1: lab-gpu01 (BIOS ProcSMT, WorkloadProfile pending; GPU driver 580.95)" in text
+    assert "wave 2: lab-gpu02" in text

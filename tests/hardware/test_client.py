@@ -21,7 +21,7 @@ from bitten.core.redfish.thermal import cooling_unit
 from bitten.core.retry import Backoff
 from bitten.hardware import run_node
 from bitten.hardware.fleet import Settings, Target
-from bitten.hardware.plan import Desired
+from bitten.hardware.plan import DesiredBmcState
 from bitten.lab.doubles.bmc_emulator import SystemSpec
 from bitten.lab.doubles.faults import Fault, Recorder
 from bitten.lab.doubles.ilo import SESSIONS, SYSTEM, samples
@@ -32,7 +32,7 @@ from bitten.site.model import Boot
 
 from .conftest import CREDS, FAST_RETRY, FAST_TIMEOUTS, MOCKUPS, Emulator, Ilo, Pki
 
-DESIRED = Desired(bios={"ProcSMT": "Disabled"}, boot=Boot(target="Pxe"), power="On")
+DESIRED = DesiredBmcState(bios={"ProcSMT": "Disabled"}, boot=Boot(target="Pxe"), power="On")
 LOGIN = ("POST", SESSIONS.lower().rstrip("/"))
 
 
@@ -104,11 +104,28 @@ def test_sessions_are_deleted_on_close_and_recreated_on_expiry(start_ilo: Callab
 
 def test_the_generic_flavour_never_tries_a_session_the_service_does_not_offer(
         start_emulator: Callable[..., Emulator], pki: Pki) -> None:
-    emu = start_emulator([SystemSpec("n1")])
+    emu = start_emulator([SystemSpec("n1")], sessions=False)
     probe = emu.faults.add(Fault("status", path=r"SessionService", times=None))
     result = run_node(Target(emu.endpoint("n1"), DESIRED, CREDS), "apply", settings=pki.settings)
     assert result.ok, result.error
     assert probe.fired == 0, "no failed login before basic auth"
+
+
+def test_the_generic_flavour_uses_the_session_service_the_emulator_offers(
+        start_emulator: Callable[..., Emulator], pki: Pki) -> None:
+    emu = start_emulator([SystemSpec("n1")])
+    service = emu.server.session_services[0]
+    with Connection(emu.endpoint("n1"), CREDS, pki.tls, FAST_TIMEOUTS, FAST_RETRY) as conn:
+        assert conn.session_uri is not None and conn.session_uri.startswith("/redfish/v1/SessionService/Sessions/")
+        assert conn.get_json("/redfish/v1/Systems/n1")["PowerState"] == "Off"
+        assert "Authorization" not in conn.connector._session.headers and conn.connector._session.auth is None
+        emu.server.expire_sessions()
+        assert conn.get_json("/redfish/v1/Systems/n1")["PowerState"] == "Off", "a new session after expiry"
+        assert service.logins == 2
+    assert service.sessions == {}, "deleted on close"
+    wrong = run_node(Target(emu.endpoint("n1"), DESIRED, type(CREDS)(CREDS.username, "wrong")), "plan",
+                     settings=pki.settings)
+    assert wrong.error_kind == "RedfishAuthError" and service.logins == 2
 
 
 def test_an_answer_larger_than_the_cap_is_not_read(start_ilo: Callable[..., Ilo], pki: Pki) -> None:
@@ -143,7 +160,7 @@ def test_an_answer_that_trickles_in_fails_at_the_deadline(start_ilo: Callable[..
 def test_a_reset_is_never_repeated_blindly(start_ilo: Callable[..., Ilo], pki: Pki) -> None:
     ilo = start_ilo()
     failing = ilo.faults.add(Fault("status", status=500, path=r"(?i)ComputerSystem\.Reset", method="POST", times=1))
-    result = run_node(Target(ilo.endpoint(), Desired(power="On"), CREDS), "apply", settings=pki.settings)
+    result = run_node(Target(ilo.endpoint(), DesiredBmcState(power="On"), CREDS), "apply", settings=pki.settings)
     assert result.error_kind == "RedfishServerError"
     assert "HTTP 500 after 1 attempt(s)" in (result.error or "")
     assert failing.fired == 1 and result.retries == 0
@@ -168,6 +185,17 @@ def test_500s_on_reads_are_retried_and_reported_with_the_count(start_ilo: Callab
     with Connection(ilo.endpoint(), CREDS, pki.tls, FAST_TIMEOUTS, FAST_RETRY) as conn, \
             pytest.raises(RedfishServerError, match="HTTP 503 after 4 attempt"):
         conn.get_json(SYSTEM)
+
+
+def test_one_connection_and_one_handshake_per_node(start_ilo: Callable[..., Ilo], pki: Pki) -> None:
+    """Persistent connections: a whole apply (login, reads, writes, power, verification, logout) on one."""
+    ilo = start_ilo(macs=("94:40:c9:68:50:01",))
+    desired = DesiredBmcState(bios={"ProcSMT": "Disabled"}, boot=Boot(target="Pxe"), power="On",
+                              boot_mac="94:40:c9:68:50:01")
+    result = run_node(Target(ilo.endpoint(), desired, CREDS), "apply", settings=pki.settings)
+    assert result.ok and result.changed, result.error
+    assert ilo.faults.requests == result.requests >= 10
+    assert len(ilo.faults.peers) == 1
 
 
 def test_a_cdu_through_the_same_client(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:

@@ -12,21 +12,21 @@ import pytest
 from bitten.core.redfish.connection import Connection
 from bitten.hardware import PlanError, run_node
 from bitten.hardware.fleet import Target
-from bitten.hardware.node import Node
-from bitten.hardware.plan import Desired, Observed, Options
+from bitten.hardware.node import BmcNode
+from bitten.hardware.plan import DesiredBmcState, Observed, Options
 from bitten.lab.doubles.bmc_emulator import SystemSpec
 from bitten.site.model import Boot
 
 from .conftest import CREDS, Emulator, Pki
 
 MAC = "02:1a:b0:00:00:21"
-DESIRED = Desired(bios={"ProcSMT": "Disabled", "WorkloadProfile": "HighPerformanceCompute"},
+DESIRED = DesiredBmcState(bios={"ProcSMT": "Disabled", "WorkloadProfile": "HighPerformanceCompute"},
                   boot=Boot(target="Pxe"), power="On", boot_mac=MAC)
 
 
-def look(emu: Emulator, pki: Pki, name: str, desired: Desired = DESIRED) -> Observed:
+def look(emu: Emulator, pki: Pki, name: str, desired: DesiredBmcState = DESIRED) -> Observed:
     with Connection(emu.endpoint(name), CREDS, pki.tls) as conn:
-        return Node(conn).observe(desired, Options(check_boot_mac=False))
+        return BmcNode(conn).observe(desired, Options(check_boot_mac=False))
 
 
 def test_apply_then_second_apply_changes_nothing(start_emulator: Callable[..., Emulator], pki: Pki) -> None:
@@ -76,7 +76,7 @@ def test_running_node_gets_pending_bios_and_reboot_applies_it(start_emulator: Ca
 
 def test_unknown_bios_attribute_writes_nothing(start_emulator: Callable[..., Emulator], pki: Pki) -> None:
     emu = start_emulator([SystemSpec("n1", macs=(MAC,))])
-    desired = Desired(bios={"ProcSMT": "Disabled", "NoSuchKnob": "On"}, boot_mac=MAC)
+    desired = DesiredBmcState(bios={"ProcSMT": "Disabled", "NoSuchKnob": "On"}, boot_mac=MAC)
     result = run_node(Target(emu.endpoint("n1"), desired, CREDS), "apply", settings=pki.settings)
     assert not result.ok and result.error_kind == "PlanError"
     assert "NoSuchKnob" in (result.error or "") and "host n1" in (result.error or "")
@@ -93,7 +93,7 @@ def test_wrong_node_behind_the_bmc_writes_nothing(start_emulator: Callable[..., 
 
 def test_power_off(start_emulator: Callable[..., Emulator], pki: Pki) -> None:
     emu = start_emulator([SystemSpec("n1", power_state="On")])
-    result = run_node(Target(emu.endpoint("n1"), Desired(power="Off"), CREDS), "apply", settings=pki.settings)
+    result = run_node(Target(emu.endpoint("n1"), DesiredBmcState(power="Off"), CREDS), "apply", settings=pki.settings)
     assert result.ok and result.power == "Off"
     assert result.plan.reset_type == "GracefulShutdown"
 
@@ -121,7 +121,7 @@ def iso_server(tmp_path: Path) -> Iterator[str]:
 
 def test_boot_once_from_virtual_media(start_emulator: Callable[..., Emulator], pki: Pki, iso_server: str) -> None:
     emu = start_emulator([SystemSpec("n1")])
-    desired = Desired(boot=Boot(target="Cd", image_url=iso_server))
+    desired = DesiredBmcState(boot=Boot(target="Cd", image_url=iso_server))
     result = run_node(Target(emu.endpoint("n1"), desired, CREDS), "apply", settings=pki.settings)
     assert result.ok, result.error
     assert [c.area for c in result.plan.changes] == ["power", "media", "boot"]
@@ -166,5 +166,5 @@ def test_one_bmc_per_port(tmp_path: Path, pki: Pki, htpasswd: Path) -> None:
                          settings=pki.settings)
         assert stray.error_kind == "RedfishNotFound", "another node's system is not on this BMC"
         result = run_fleet([Target(Endpoint(s.name, server.url_of(s.name), s.name, "generic"),
-                                   Desired(power="On"), CREDS) for s in specs], "apply", settings=pki.settings)
+                                   DesiredBmcState(power="On"), CREDS) for s in specs], "apply", settings=pki.settings)
         assert result.ok and len(result.changed) == 3

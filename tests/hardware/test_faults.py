@@ -16,7 +16,7 @@ from bitten.core.redfish.endpoint import Endpoint, Timeouts
 from bitten.core.retry import Backoff
 from bitten.hardware import run_fleet, run_node
 from bitten.hardware.fleet import Settings, Target
-from bitten.hardware.plan import Desired
+from bitten.hardware.plan import DesiredBmcState
 from bitten.lab.doubles.bmc_emulator import SystemSpec
 from bitten.lab.doubles.faults import Fault
 from bitten.lab.doubles.ilo import SESSIONS, IloFake, IloSpec
@@ -25,7 +25,7 @@ from bitten.site.model import Boot
 
 from .conftest import CREDS, PASSWORD, USER, Emulator, Ilo, Pki
 
-DESIRED = Desired(bios={"ProcSMT": "Disabled"}, boot=Boot(target="Pxe"), power="On")
+DESIRED = DesiredBmcState(bios={"ProcSMT": "Disabled"}, boot=Boot(target="Pxe"), power="On")
 
 
 def test_500s_are_retried_with_backoff(start_emulator: Callable[..., Emulator], pki: Pki) -> None:
@@ -108,7 +108,7 @@ def test_ignored_graceful_shutdown_is_forced(start_emulator: Callable[..., Emula
     emu = start_emulator([SystemSpec("n1", power_state="On")], graceful_ignored=True)
     settings = Settings(tls=pki.tls, timeouts=Timeouts(connect=1, read=2, power=0.5, poll=0.1),
                         retry=pki.settings.retry)
-    result = run_node(Target(emu.endpoint("n1"), Desired(power="Off"), CREDS), "apply", settings=settings)
+    result = run_node(Target(emu.endpoint("n1"), DesiredBmcState(power="Off"), CREDS), "apply", settings=settings)
     assert result.ok, result.error
     assert result.power == "Off"
     assert result.notes == ["GracefulShutdown timed out; the power was forced off"]

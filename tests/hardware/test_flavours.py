@@ -21,7 +21,7 @@ from bitten.core.redfish import flavours
 from bitten.core.redfish.flavours import AuthMode, Flavour
 from bitten.hardware import run_node
 from bitten.hardware.fleet import Target
-from bitten.hardware.plan import Desired
+from bitten.hardware.plan import DesiredBmcState
 from bitten.hardware.pulumi_provider import RedfishNodeProvider
 from bitten.lab.doubles.bmc_emulator import SystemSpec
 from bitten.site import SiteError
@@ -107,7 +107,7 @@ def test_a_registered_flavour_is_accepted_everywhere(acme: Flavour, tmp_path: Pa
     emu = start_emulator([SystemSpec("n1")])
     endpoint = emu.endpoint("n1")
     target = Target(type(endpoint)(endpoint.host, endpoint.url, endpoint.system_id, "acme_bmc"),
-                    Desired(power="On"), CREDS)
+                    DesiredBmcState(power="On"), CREDS)
     result = run_node(target, "apply", settings=pki.settings)
     assert result.ok and result.power == "On", result.error
 
@@ -115,6 +115,7 @@ def test_a_registered_flavour_is_accepted_everywhere(acme: Flavour, tmp_path: Pa
 def test_the_fleet_reports_an_unregistered_flavour_per_node(pki: Pki, start_emulator: Callable[..., Emulator]) -> None:
     emu = start_emulator([SystemSpec("n1")])
     endpoint = emu.endpoint("n1")
-    target = Target(type(endpoint)(endpoint.host, endpoint.url, endpoint.system_id, "acme_bmc"), Desired(), CREDS)
+    target = Target(type(endpoint)(endpoint.host, endpoint.url, endpoint.system_id, "acme_bmc"), DesiredBmcState(),
+                    CREDS)
     result = run_node(target, "plan", settings=pki.settings)
     assert result.error_kind == "UnknownFlavour" and "known: generic, hpe_ilo" in (result.error or "")

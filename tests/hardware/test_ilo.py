@@ -7,15 +7,16 @@ from collections.abc import Callable
 from bitten.core.redfish.connection import Connection
 from bitten.hardware import run_node
 from bitten.hardware.fleet import Target
-from bitten.hardware.plan import Desired, Options
+from bitten.hardware.plan import DesiredBmcState, Options
 from bitten.lab.doubles.ilo import BIOS_SETTINGS, SESSIONS, VMEDIA
 from bitten.site.model import Boot
 
 from .conftest import CREDS, Ilo, Pki
 
 MAC = "94:40:c9:68:50:01"
-XD685 = Desired(bios={"WorkloadProfile": "HighPerformanceCompute", "ProcSMT": "Disabled", "ProcAmdIoVt": "Enabled",
-                      "Sriov": "Enabled", "BootMode": "Uefi"}, boot=Boot(target="Pxe"), power="On", boot_mac=MAC)
+XD685 = DesiredBmcState(bios={"WorkloadProfile": "HighPerformanceCompute", "ProcSMT": "Disabled",
+                              "ProcAmdIoVt": "Enabled", "Sriov": "Enabled", "BootMode": "Uefi"},
+                        boot=Boot(target="Pxe"), power="On", boot_mac=MAC)
 
 
 def test_apply_through_sessions_and_the_settings_object(start_ilo: Callable[..., Ilo], pki: Pki) -> None:
@@ -41,9 +42,9 @@ def test_boot_override_never_sends_the_mode_to_ilo(start_ilo: Callable[..., Ilo]
     # the fake refuses BootSourceOverrideMode (iLO takes the boot mode from the BIOS attribute BootMode)
     ilo = start_ilo(macs=(MAC,), power_delay=0.3)
     with Connection(ilo.endpoint(), CREDS, pki.tls) as conn:
-        from bitten.hardware.node import Node
+        from bitten.hardware.node import BmcNode
 
-        node = Node(conn)
+        node = BmcNode(conn)
         plan, observed = node.plan(XD685)
         assert observed.boot_mode is None
         assert ("boot", "override") in {(c.area, c.item) for c in plan.changes}
@@ -53,7 +54,7 @@ def test_boot_override_never_sends_the_mode_to_ilo(start_ilo: Callable[..., Ilo]
 
 def test_virtual_media_under_the_manager_with_boot_on_next_reset(start_ilo: Callable[..., Ilo], pki: Pki) -> None:
     ilo = start_ilo(macs=(MAC,), power_delay=60)
-    desired = Desired(boot=Boot(target="Cd", image_url="http://10.20.0.5/images/rocky.iso"), boot_mac=MAC)
+    desired = DesiredBmcState(boot=Boot(target="Cd", image_url="http://10.20.0.5/images/rocky.iso"), boot_mac=MAC)
     result = run_node(Target(ilo.endpoint(), desired, CREDS), "apply", Options(wait=False), settings=pki.settings)
     assert result.ok, result.error
     assert ilo.fake.calls[("PATCH", (VMEDIA + "2").lower())] == 1
@@ -65,7 +66,8 @@ def test_virtual_media_under_the_manager_with_boot_on_next_reset(start_ilo: Call
 def test_pending_settings_from_the_sample_are_reported(start_ilo: Callable[..., Ilo], pki: Pki) -> None:
     # HPE's sample has BIOS values staged (e.g. NumaGroupSizeOpt Clustered -> Flat) that wait for a reboot
     ilo = start_ilo(macs=(MAC,), power="On", sample_pending=True)
-    desired = Desired(bios={"NumaGroupSizeOpt": "Flat", "WorkloadProfile": "HighPerformanceCompute"}, boot_mac=MAC)
+    desired = DesiredBmcState(bios={"NumaGroupSizeOpt": "Flat", "WorkloadProfile": "HighPerformanceCompute"},
+                              boot_mac=MAC)
     result = run_node(Target(ilo.endpoint(), desired, CREDS), "plan", settings=pki.settings)
     assert result.ok
     assert result.plan.pending == {"NumaGroupSizeOpt": "Flat"}

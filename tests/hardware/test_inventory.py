@@ -7,14 +7,14 @@ from collections.abc import Callable
 from bitten.core.redfish.endpoint import Endpoint
 from bitten.hardware import run_node
 from bitten.hardware.fleet import Target
-from bitten.hardware.plan import Desired, Options
+from bitten.hardware.plan import DesiredBmcState, Options
 from bitten.lab.doubles.bmc_emulator import SystemSpec
 
 from .conftest import CREDS, Emulator, Pki
 
 
-def mockup_target(url: str, desired: Desired | None = None) -> Target:
-    return Target(Endpoint("web483", url, "437XR1138R2", "generic"), desired or Desired(), CREDS)
+def mockup_target(url: str, desired: DesiredBmcState | None = None) -> Target:
+    return Target(Endpoint("web483", url, "437XR1138R2", "generic"), desired or DesiredBmcState(), CREDS)
 
 
 def test_inventory_from_the_dmtf_rackmount_mockup(mockup: str, pki: Pki) -> None:
@@ -37,7 +37,7 @@ def test_inventory_from_the_dmtf_rackmount_mockup(mockup: str, pki: Pki) -> None
 
 def test_plan_against_the_mockup_reads_bios_and_pending(mockup: str, pki: Pki) -> None:
     # the mockup's Bios/Settings already stages NicBoot2 and ProcTurboMode (among others)
-    desired = Desired(bios={"ProcTurboMode": "Disabled", "PowerProfile": "MaxPerf", "NicBoot2": "NetworkBoot",
+    desired = DesiredBmcState(bios={"ProcTurboMode": "Disabled", "PowerProfile": "MaxPerf", "NicBoot2": "NetworkBoot",
                             "ProcHyperthreading": "Disabled"}, boot_mac="12:44:6a:3b:04:11")
     result = run_node(mockup_target(mockup, desired), "plan", Options(), settings=pki.settings)
     assert result.ok, result.error
@@ -51,7 +51,7 @@ def test_plan_against_the_mockup_reads_bios_and_pending(mockup: str, pki: Pki) -
 def test_emulator_inventory(start_emulator: Callable[..., Emulator], pki: Pki) -> None:
     emu = start_emulator([SystemSpec("lab-cpu01", macs=("02:1a:b0:00:00:31",), cpus=1, cores_per_cpu=2,
                                      memory_gib=1)])
-    result = run_node(Target(emu.endpoint("lab-cpu01"), Desired(), CREDS), "inventory", settings=pki.settings)
+    result = run_node(Target(emu.endpoint("lab-cpu01"), DesiredBmcState(), CREDS), "inventory", settings=pki.settings)
     assert result.ok, result.error
     inv = result.inventory
     assert inv is not None

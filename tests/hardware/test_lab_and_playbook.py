@@ -40,6 +40,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab_vars = inv / "group_vars" / "all" / "lab.yml"
     lab_vars.write_text(yaml.safe_dump({"bitten_lab": {"network": "bitten-lab-test", "subnet": "127.0.0.0/24",
                                                        "release": "trixie"}}))
+    # the nodes move with their network (a lab's nodes sit inside its subnet)
+    hosts = inv / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("bitten_ip: 10.77.0.", "bitten_ip: 127.0.0."))
     lab = Lab(inv, load_site(inv), Console(file=open(os.devnull, "w"), highlight=False))  # noqa: SIM115
     service = next(s for s in SERVICES if s.name == "redfish")
     lab.spawn(service)

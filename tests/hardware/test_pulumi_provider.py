@@ -9,7 +9,7 @@ import pytest
 
 from bitten.hardware import run_node
 from bitten.hardware.fleet import Target
-from bitten.hardware.plan import Desired
+from bitten.hardware.plan import DesiredBmcState
 from bitten.hardware.pulumi_provider import RedfishNodeProvider
 from bitten.lab.doubles.bmc_emulator import SystemSpec
 
@@ -58,7 +58,7 @@ def test_crud_and_drift(start_emulator: Callable[..., Emulator], pki: Pki) -> No
     assert provider.diff(created.id, updated, changed).changes is False
 
     # drift: someone powers the node off behind Pulumi's back; refresh sees it, the next up corrects it
-    result = run_node(Target(emu.endpoint("lab-gpu01"), Desired(power="Off"), CREDS), "apply",
+    result = run_node(Target(emu.endpoint("lab-gpu01"), DesiredBmcState(power="Off"), CREDS), "apply",
                       settings=pki.settings)
     assert result.ok and result.power == "Off"
     refreshed = provider.read(created.id, updated)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bitten.capabilities import FILES, load_site, render_file, render_tree
-from bitten.core.files import spec_and_item
+from bitten.core.files import rendered, spec_and_item
 from bitten.provision.nodes import boot_nodes
 
 from conftest import INVENTORIES
@@ -82,15 +82,16 @@ def test_render_shows_every_provisioning_file(tmp_path: Path) -> None:
     site = load_site(INVENTORIES / "lab")
     render_tree(site, tmp_path / "out")
     out = tmp_path / "out"
-    for path in ("lab-ctl/etc/dnsmasq.d/bitten-provision.conf", "lab-ctl/etc/nginx/conf.d/bitten-provision.conf",
-                 "lab-ctl/etc/bitten/provision/nodes.json",
-                 "lab-ctl/srv/bitten/provision/http/nodes/lab-vm01/boot.ipxe",
-                 "lab-vm01/etc/hostname", "lab-vm01/etc/systemd/network/10-bitten.network",
-                 "lab-vm01/etc/bitten/node.json", "lab-vm01/root/.ssh/authorized_keys"):
-        assert (out / path).is_file(), path
+    for host, path in (("lab-ctl", "/etc/dnsmasq.d/bitten-provision.conf"),
+                       ("lab-ctl", "/etc/nginx/conf.d/bitten-provision.conf"),
+                       ("lab-ctl", "/etc/bitten/provision/nodes.json"),
+                       ("lab-ctl", "/srv/bitten/provision/http/nodes/lab-vm01/boot.ipxe"),
+                       ("lab-vm01", "/etc/hostname"), ("lab-vm01", "/etc/systemd/network/10-bitten.network"),
+                       ("lab-vm01", "/etc/bitten/node.json"), ("lab-vm01", "/root/.ssh/authorized_keys")):
+        assert rendered(out, host, path).is_file(), (host, path)
     manifest = (out / "manifest.tsv").read_text()
-    assert "lab-vm01\t/root/.ssh/authorized_keys\t0600\troot:root\t" in manifest
-    assert "lab-ctl\t/srv/bitten/provision/http/nodes/lab-vm01/boot.ipxe\t0644" in manifest
+    assert "/root/.ssh/authorized_keys\tlab-vm01\t0600\troot:root\t" in manifest
+    assert "/srv/bitten/provision/http/nodes/lab-vm01/boot.ipxe\tlab-ctl\t0644" in manifest
     # the lab network is dual-stack for the RAs; nobody gets the provisioner as an IPv6 router
-    dnsmasq = (out / "lab-ctl/etc/dnsmasq.d/bitten-provision.conf").read_text()
+    dnsmasq = rendered(out, "lab-ctl", "/etc/dnsmasq.d/bitten-provision.conf").read_text()
     assert "ra-param=eth0,60,0" in dnsmasq

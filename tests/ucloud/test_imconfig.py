@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from bitten.capabilities import load_site, render_file
 from bitten.cli import app
+from bitten.core.files import rendered
 from bitten.site import Site, SiteError
 from bitten.ucloud import imconfig
 from bitten.ucloud.im.parser import ConfigInvalid, parse_config, parse_server
@@ -52,10 +53,11 @@ def test_render_shows_named_placeholders_and_roles_get_values(lab_site: Site) ->
 def test_bitten_render_writes_ucloud_files_without_secret_values(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["render", str(ROOT / "inventory" / "bitten"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
-    files = sorted(p.name for p in (tmp_path / "o" / "login01" / "etc" / "ucloud").iterdir())
+    files = sorted(p.name for p in (tmp_path / "o" / "etc" / "ucloud").iterdir())
     assert files == ["config.yml", "secrets.yml", "server.yml"]
-    assert not (tmp_path / "o" / "gpu01" / "etc" / "ucloud").exists()
-    server = (tmp_path / "o" / "login01" / "etc" / "ucloud" / "server.yml").read_text()
+    with pytest.raises(KeyError):
+        rendered(tmp_path / "o", "gpu01", "/etc/ucloud/server.yml")
+    server = rendered(tmp_path / "o", "login01", "/etc/ucloud/server.yml").read_text()
     assert "<secret:ucloud_refresh_token>" in server
 
 

@@ -43,6 +43,9 @@ def loopback_lab(tmp_path: Path) -> Lab:
     subprocess.run(["cp", "-r", str(ROOT / "inventory" / "lab"), str(inventory.parent)], check=True)
     lab_vars = inventory / "group_vars" / "all" / "lab.yml"
     lab_vars.write_text(lab_vars.read_text().replace("10.77.0.0/24", "127.0.0.0/24"))
+    # the nodes move with their network (a lab's nodes sit inside its subnet)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("bitten_ip: 10.77.0.", "bitten_ip: 127.0.0."))
     ucloud_vars = inventory / "group_vars" / "all" / "ucloud.yml"
     port = free_port()
     ucloud_vars.write_text(ucloud_vars.read_text().replace("https://10.77.0.1:8445", f"https://127.0.0.1:{port}"))

@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from bitten.cli.common import InventoryArg, VaultOpt, err, load_or_exit, out
+from bitten.site import EXIT_INVALID
+
+#: subcommand groups: name -> (module, attribute, help). Each is imported only when it runs (or for --help), so that
+#: `bitten validate` and `bitten render` do not pay for sushy, the cooling agent or the lab.
+_GROUPS: dict[str, tuple[str, str, str]] = {
+    "lab": ("bitten.cli.lab", "app", "the whole site on this machine: containers and emulators"),
+    "hardware": ("bitten.cli.hardware", "app", "BMC state through Redfish: plan, apply, inventory"),
+    "ucloud": ("bitten.cli.ucloud", "app", "UCloud: registration check, products, IM test double"),
+    "fabric": ("bitten.cli.fabric", "app", "InfiniBand: the discovered fabric against the cabling plan"),
+    "cooling": ("bitten.cli.cooling", "cooling_app",
+                "the cooling agent: CDUs, meters, alarms into Slurm, the ledger"),
+    "energy": ("bitten.cli.energy", "app",
+               "energy: the ledger's reports, the what-if simulator, energy per job, the energy controller"),
+    "provision": ("bitten.cli.provision", "app", "provisioning: the OS images nodes boot over PXE, boot status"),
+}
+
+
+class _LazyGroups(TyperGroup):
+    """The root command: its subcommand groups are imported when they are asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in _GROUPS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in _GROUPS and cmd_name not in self.commands:
+            module, attribute, help_text = _GROUPS[cmd_name]
+            holder = typer.Typer()
+            holder.add_typer(getattr(importlib.import_module(module), attribute), name=cmd_name, help=help_text)
+            group = typer.main.get_command(holder)
+            self.add_command(group.commands[cmd_name], cmd_name)  # type: ignore[attr-defined]
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(help="Build and run an energy-aware AI supercomputer from one inventory.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_LazyGroups)
 
 
 @app.command()
@@ -30,35 +65,24 @@ def render(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="directory to write DIR/<host>/<path> into")],
     vault_password_file: VaultOpt = None,
 ) -> None:
-    """Write every generated file per host, deterministically; secrets appear as named placeholders."""
+    """Write every generated file once per distinct content, with the hosts that get it (manifest.tsv); secrets
+    appear as named placeholders."""
     from rich.progress import Progress
 
     from bitten.capabilities import FILES, render_tree
+    from bitten.core.files import RenderRefused
 
     site = load_or_exit(inventory, vault_password_file)
     total = sum(len(spec.hosts(site)) for spec in FILES)
-    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
-        task = progress.add_task("rendering", total=total)
-        result = render_tree(site, out_dir, progress=lambda n: progress.advance(task, n))
-    out.print(f"wrote {result.files} files for {result.hosts} hosts ({result.unique} distinct) to {out_dir}")
-
-
-def _register_subcommands() -> None:
-    from bitten.cli.cooling import cooling_app, energy_app
-    from bitten.cli.hardware import app as hardware_app
-    from bitten.cli.lab import app as lab_app
-    from bitten.cli.provision import app as provision_app
-    from bitten.cli.ucloud import app as ucloud_app
-
-    app.add_typer(lab_app, name="lab", help="the whole site on this machine: containers and emulators")
-    app.add_typer(hardware_app, name="hardware", help="BMC state through Redfish: plan, apply, inventory")
-    app.add_typer(ucloud_app, name="ucloud", help="UCloud: registration check, products, IM test double")
-    app.add_typer(cooling_app, name="cooling", help="the cooling agent: CDUs, meters, alarms into Slurm, the ledger")
-    app.add_typer(energy_app, name="energy", help="energy reports: PUE, ERF, ERE, REF, WUE, the EU report")
-    app.add_typer(provision_app, name="provision", help="provisioning: the OS images nodes boot over PXE")
-
-
-_register_subcommands()
+    try:
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+            task = progress.add_task("rendering", total=total)
+            result = render_tree(site, out_dir, progress=lambda n: progress.advance(task, n))
+    except RenderRefused as exc:
+        err.print(f"[red]error[/red]: {escape(str(exc))}; nothing was written")
+        raise typer.Exit(EXIT_INVALID) from None
+    out.print(f"{result.files} files for {result.hosts} hosts, {result.unique} distinct, written once each to "
+              f"{out_dir} (see {out_dir}/manifest.tsv)")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``bitten hardware plan|apply|inventory INVENTORY``: BMC state for CI pipelines and sysadmins.
+"""``bitten hardware plan|apply|inventory|rollout INVENTORY``: BMC state for CI pipelines and sysadmins.
 
 Validates the site first (exit 2 on any problem, before a BMC is contacted), takes BMC credentials from the
 environment (BITTEN_BMC_USERNAME/BITTEN_BMC_PASSWORD or BITTEN_BMC_CREDENTIALS), and verifies TLS against the
@@ -20,10 +20,13 @@ from bitten.core.redfish import flavours
 from bitten.core.redfish.endpoint import Timeouts, Tls
 from bitten.core.redfish.errors import CredentialsError
 from bitten.core.retry import Backoff
+from bitten.core.scontrol import Scontrol
+from bitten.hardware.changes import Stager, bmc_restart, reboot_needs
 from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import DEFAULT_CONCURRENCY, Action, FleetResult, Settings, run_fleet
 from bitten.hardware.plan import Options
-from bitten.hardware.report import fleet_table, inventory_table, summary
+from bitten.hardware.report import fleet_table, inventory_table, rollout_table, summary
+from bitten.hardware.rollout import BmcReboot, Rollout, SlurmReboot, gate_command, waves_of
 from bitten.hardware.targets import Selection, select
 from bitten.site import EXIT_INVALID
 
@@ -127,6 +130,60 @@ def apply(inventory: InventoryArg, limit: LimitOpt = [], concurrency: Concurrenc
     result = _run("apply", inventory, vault_password_file, limit, concurrency, settings,
                   Options(reboot=reboot, check_boot_mac=not no_check_mac, wait=not no_wait), as_json)
     raise typer.Exit(1 if result.failed else 0)
+
+
+@app.command()
+def rollout(inventory: InventoryArg, limit: LimitOpt = [],  # noqa: B006
+            firmware: Annotated[bool, typer.Option("--firmware", help="also install the profiles' firmware "
+                                                   "baseline (staged in each wave before its reboot)")] = False,
+            reason: Annotated[str | None, typer.Option("--reason", help="reboot every selected node for this "
+                                                       "reason too (a new image, a new GPU driver)")] = None,
+            wave_size: Annotated[int | None, typer.Option("--wave-size", min=1, help="nodes per wave "
+                                                          "(default: bitten_rollout.wave_size)")] = None,
+            dry_run: Annotated[bool, typer.Option("--dry-run", help="show the waves; reboot nothing")] = False,
+            concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, ca: CaOpt = None, insecure: InsecureOpt = False,
+            timeout: TimeoutOpt = 60.0, retries: RetriesOpt = 4, as_json: JsonOpt = False,
+            vault_password_file: VaultOpt = None) -> None:
+    """Reboot the nodes that need it (pending BIOS settings, staged firmware, --reason) through Slurm, in waves."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sushy").setLevel(logging.CRITICAL)
+    site = load_or_exit(inventory, vault_password_file)
+    settings = _settings(ca, insecure, timeout, 300.0, retries)
+    try:
+        selection = select(site, CredentialStore.from_env(), limit)
+    except (KeyError, CredentialsError) as exc:
+        err.print(f"[red]error[/]: {exc.args[0] if isinstance(exc, KeyError) else exc}")
+        err.print("nothing was contacted.")
+        raise typer.Exit(EXIT_INVALID) from None
+    config = site.rollout if wave_size is None else site.rollout.model_copy(update={"wave_size": wave_size})
+    plans = run_fleet(selection.targets, "plan", Options(check_boot_mac=False), settings, concurrency)
+    for failed in plans.failed:
+        err.print(f"[red]{failed.host}[/]: {failed.error} (not rebooted)")
+    extra = {t.host: reason for t in selection.targets} if reason else {}
+    needs = reboot_needs(plans.results, selection.targets, settings, firmware=firmware, extra=extra)
+    waves = waves_of([n.host for n in sorted(needs, key=lambda n: n.host)], config.wave_size)
+    if not needs:
+        out.print("no node waits for a reboot")
+        raise typer.Exit(1 if plans.failed else 0)
+    for index, wave in enumerate(waves, start=1):
+        whys = {n.host: n.why for n in needs}
+        out.print(f"wave {index}: " + "; ".join(f"{h} ({whys[h]})" for h in wave))
+    if dry_run:
+        raise typer.Exit(1 if plans.failed else 0)
+    targets = {t.host: t for t in selection.targets}
+    rebooter = SlurmReboot() if config.method == "slurm" else BmcReboot(bmc_restart(targets, settings))
+    gpu_hosts = {h for h in targets if (p := site.profile_of(h)) is not None and p.gpu is not None}
+    runner = Rollout(Scontrol(config.scontrol), config, rebooter,
+                     gate_commands=lambda h: gate_command(config, site.slurm.health_check_program, h in gpu_hosts),
+                     progress=lambda text: err.print(f"[dim]{text}[/]"))
+    result = runner.run(needs, prepare=Stager(targets, settings, firmware, config.update_timeout_s))
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        out.print(rollout_table(result))
+    if result.stopped:
+        err.print(f"[red]stopped[/]: {result.stopped}")
+    raise typer.Exit(0 if result.ok and not plans.failed else 1)
 
 
 @app.command("flavours")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from bitten.cooling.config import clear_text_credentials
 from bitten.site import model as m
 from bitten.site.locate import Declared, Locator
 from bitten.site.problems import Problem
@@ -37,6 +38,11 @@ def check_cooling(site: m.Site, locator: Locator, declared: Declared) -> Iterato
             yield Problem(file=where("cdus", name, "coolant"),
                           field=f"{var}.cdus.{name}.coolant", message=f"coolant {cdu.coolant!r} is not defined",
                           fix="define it under bitten_cooling.coolants")
+        if clear_text_credentials(cdu):
+            yield Problem(file=where("cdus", name, "url"), field=f"{var}.cdus.{name}.url",
+                          message="http would send the CDU's credentials in clear text",
+                          fix="use an https URL and give the CDU's CA as ca_file (plain http only without an "
+                          "account, auth: none, or to a simulator on loopback)")
     for section in ("heat_meters", "meters"):
         for name, meter in sorted(getattr(cooling, section).items()):
             if meter.register_map not in declared["register_maps"]:
@@ -48,6 +54,14 @@ def check_cooling(site: m.Site, locator: Locator, declared: Declared) -> Iterato
         yield Problem(file=where("meters", name), field=f"{var}.meters.{name}",
                       message="the same name is also a heat meter", fix="give every Modbus device its own name")
     yield from _check_ledger(site, where, declared)
+    power_off = [name for name, loop in sorted(cooling.loops.items()) if any(
+        loop.action(kind).power_off for kind in m.ALARM_KINDS)]
+    for name in power_off:
+        for host in site.loop_nodes(name):
+            if site.nodes[host].bmc is None:
+                yield Problem(file=locator.find(host, "bitten_bmc"), host=host, field="bitten_bmc",
+                              message=f"loop {name} powers its nodes off on a critical leak, but {host} has no BMC",
+                              fix="give the node bitten_bmc, or set power_off: false for the loop's leak")
     for index, host in enumerate(cooling.agent.hosts):
         if host not in site.nodes:
             yield Problem(file=where("agent", "hosts", index), field=f"{var}.agent.hosts[{index}]",

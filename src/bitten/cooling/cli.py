@@ -22,11 +22,11 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the agent's con
 
 
 def _config(path: Path):  # type: ignore[no-untyped-def]
-    from bitten.cooling.config import ConfigError, load_config
+    from bitten.cooling.config import AgentConfigError, load_config
 
     try:
         return load_config(path)
-    except ConfigError as exc:
+    except AgentConfigError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red]: {problem}", soft_wrap=True)
         err.print(f"{len(exc.problems)} problem(s); nothing was contacted.")
@@ -40,22 +40,23 @@ def run(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Run the agent: poll, alarm, act, account; serve /metrics. Stops cleanly on SIGTERM."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
     from bitten.cooling.agent import Agent
-    from bitten.cooling.metrics import AgentCollector
+    from bitten.cooling.serve import serve
 
     cfg = _config(config)
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     agent = Agent(cfg)
-    registry = CollectorRegistry()
-    registry.register(AgentCollector(agent))
-    server, _thread = start_http_server(cfg.port, addr=cfg.listen, registry=registry)
+    try:
+        server, _thread = serve(agent.status, cfg.listen, cfg.port)
+    except OSError as exc:
+        agent.close()
+        err.print(f"[red]error[/]: cannot listen on {cfg.listen}:{cfg.port}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
     logging.getLogger("bitten.cooling").info(
-        "cooling agent for %s: %d CDU(s), %d Modbus device(s), %d loop(s); metrics on http://%s:%d/metrics; "
-        "writes to the plant %s", cfg.site, len(cfg.cdus), len(cfg.modbus), len(cfg.loops), cfg.listen,
-        server.server_port, "ENABLED" if cfg.writes_enabled else "disabled")
+        "cooling agent for %s: %d CDU(s), %d Modbus device(s), %d loop(s); metrics on http://%s:%d/metrics, "
+        "status on /status; writes to the plant %s", cfg.site, len(cfg.cdus), len(cfg.modbus), len(cfg.loops),
+        cfg.listen, server.server_port, "ENABLED" if cfg.writes_enabled else "disabled")
 
     def _stop(signum: int, frame: object) -> None:
         agent.stop.set()
@@ -83,38 +84,23 @@ def check(config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml")) -> None:
     """Validate the configuration and read every device once (no actions, no ledger); exit 1 if one fails."""
     from rich.table import Table
 
-    from bitten.cooling.agent import cdu_view, meter_view
-    from bitten.cooling.modbus import ModbusMeter
-    from bitten.cooling.redfish import RedfishCdu
+    from bitten.cooling.devices import DEVICE_TYPES
 
     cfg = _config(config)
     table = Table(title=f"cooling devices of {cfg.site}")
     for column in ("device", "result"):
         table.add_column(column)
     failed = 0
-    for name, c in sorted(cfg.cdus.items()):
-        try:
-            view = cdu_view(RedfishCdu(name, c.url, c.cdu_id, username=c.username, password=c.password,
-                                       auth=c.auth, ca_file=c.ca_file).read(),
-                            cfg.coolants.get(c.coolant) if c.coolant else None)
-            parts = [f"{x.side}: {x.flow_lpm} L/min, dT {x.delta_k} K, heat "
-                     f"{x.heat_computed_kw and round(x.heat_computed_kw, 2)} kW computed / {x.heat_reported_kw} kW "
-                     "reported" for x in view.connectors]
-            table.add_row(name, f"health {view.reading.health}; " + "; ".join(parts))
-        except Exception as exc:
-            failed += 1
-            table.add_row(name, f"[red]{exc}[/]")
-    for name, d in sorted(cfg.modbus.items()):
-        meter = ModbusMeter(name, d, cfg.register_maps[d.register_map])
-        try:
-            mview = meter_view(meter.read())
-            table.add_row(name, ", ".join(f"{k}={p.value:g} {p.unit}" if p.value is not None else f"{k}=invalid"
-                                          for k, p in mview.reading.points.items()))
-        except Exception as exc:
-            failed += 1
-            table.add_row(name, f"[red]{exc}[/]")
-        finally:
-            meter.close()
+    for device_type in DEVICE_TYPES:
+        for name, entry in sorted(device_type.entries(cfg).items()):
+            reader = device_type.reader(name, entry, cfg, min(5.0, cfg.read_deadline_s))
+            try:
+                table.add_row(name, device_type.describe(device_type.view(name, reader.read(), cfg)))
+            except Exception as exc:
+                failed += 1
+                table.add_row(name, f"[red]{exc}[/]")
+            finally:
+                reader.close()
     out.print(table)
     if failed:
         raise typer.Exit(1)
@@ -170,16 +156,21 @@ def resume(
     loop: Annotated[str, typer.Argument(help="the cooling loop whose nodes to resume")],
     config: ConfigOpt = Path("/etc/bitten/cooling/agent.yaml"),
 ) -> None:
-    """After an inspection (a leak is never resumed automatically): resume the loop's nodes the agent drained."""
+    """After an inspection (a leak is never resumed automatically): resume the loop's nodes the agent drained.
+
+    Reports what Slurm shows afterwards: exit 0 when no node of the loop is drained by the agent any more (a node
+    that is not responding stays down until its slurmd answers, and is named), 1 when Slurm still shows one drained.
+    """
     from bitten.cooling.actions import REASON
-    from bitten.core.scontrol import Scontrol, ScontrolError
+    from bitten.cooling.nodes import HelperSlurm, LocalSlurm
+    from bitten.core.scontrol import ScontrolError
 
     cfg = _config(config)
     if loop not in cfg.loops:
         err.print(f"[red]error[/]: no loop {loop!r}; known: {', '.join(cfg.loops)}")
         raise typer.Exit(EXIT_INVALID)
     names = [n.name for n in cfg.loops[loop].nodes]
-    slurm = Scontrol()
+    slurm = HelperSlurm(cfg.helper, cfg.scontrol) if cfg.helper else LocalSlurm(cfg.scontrol)
     try:
         states = slurm.node_states(names)
         ours = [n for n in names if n in states and states[n].drained and REASON.owns(states[n])]
@@ -189,10 +180,13 @@ def resume(
         raise typer.Exit(1) from None
     still = [n for n in ours if n not in after or after[n].drained]
     resumed = [n for n in ours if n not in still]
+    down = [n for n in resumed if after[n].down]
     out.print(f"resumed {', '.join(resumed) or 'nothing (no node of the loop was drained by the agent)'}")
+    if down:
+        out.print(f"not responding, back when its slurmd answers: {', '.join(f'{n} {after[n].state}' for n in down)}")
     if still:
         err.print("[red]error[/]: Slurm still shows drained: "
-                  + ", ".join(f"{n} {after[n].state}" if n in after else n for n in still))
+                  + ", ".join(f"{n} {after[n].state}" if n in after else f"{n} (not shown)" for n in still))
         raise typer.Exit(1)
 
 

@@ -3,7 +3,9 @@ register map that is configuration: address, function, data type, scale, unit, r
 
 Reads are planned as few requests as the map allows (contiguous registers of one function, at most
 ``max_block`` registers a request); values are decoded with pymodbus and converted to canonical units.
-A value the map declares invalid (an ECL's 192 degC open sensor) or that is not finite reads as None.
+A value the map declares invalid (an ECL's 192 degC open sensor), that is not finite, or that is outside the
+plausible range of its dimension (bitten.site.model.Plausibility) reads as None, with the reason in
+``Point.problem``.
 Writes go only to registers the map marks writable, only within their [min, max], and only when the caller
 says writes are enabled: the agent is read-only towards the plant by default.
 """
@@ -18,16 +20,11 @@ from dataclasses import dataclass, field
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from bitten.cooling.errors import DeviceError, WriteRefused
 from bitten.cooling.units import to_canonical
-from bitten.site.model import ModbusDevice, Register, RegisterMap
+from bitten.site.model import UNITS, ModbusDevice, Plausibility, Register, RegisterMap
 
-
-class DeviceError(RuntimeError):
-    """A device did not answer, or answered something that is not a valid reading."""
-
-
-class WriteRefused(PermissionError):
-    """A write the configuration does not allow (writes disabled, read-only register, out of range)."""
+__all__ = ["DeviceError", "MeterReading", "ModbusMeter", "Point", "WriteRefused", "decode", "encode", "plan_blocks"]
 
 
 @dataclass(frozen=True)
@@ -98,11 +95,12 @@ def encode(reg: Register, value: float) -> int:
 
 @dataclass
 class Point:
-    """One decoded register: its value in canonical units (None: no valid reading)."""
+    """One decoded register: its value in canonical units (None: no valid reading, and ``problem`` says why)."""
 
     value: float | None
     unit: str
     quantity: str | None
+    problem: str | None = None
 
 
 @dataclass
@@ -129,11 +127,15 @@ class ModbusMeter:
     """A Modbus TCP device and its register map; one TCP connection, reopened after idling."""
 
     def __init__(self, name: str, device: ModbusDevice, rmap: RegisterMap, *, timeout: float = 3.0,
-                 client_factory: ClientFactory = _client) -> None:
+                 client_factory: ClientFactory = _client, plausibility: Plausibility | None = None,
+                 deadline_s: float | None = None) -> None:
         self.name = name
         self.device = device
         self.rmap = rmap
         self.timeout = timeout
+        self.limits = plausibility or Plausibility()
+        #: wall-clock limit of one read (every block): a slow device fails its read instead of holding it
+        self.deadline_s = deadline_s if deadline_s is not None else 2 * timeout
         self.blocks = plan_blocks(rmap)
         self._factory = client_factory
         self._client: ModbusTcpClient | None = None
@@ -173,18 +175,28 @@ class ModbusMeter:
         return words
 
     def read(self) -> MeterReading:
+        deadline = time.monotonic() + self.deadline_s
         client = self._connected()
         reading = MeterReading(self.name, time.time())
         for block in self.blocks:
+            if time.monotonic() > deadline:
+                self.close()
+                raise DeviceError(f"{self.name}: read deadline of {self.deadline_s:g} s passed")
             words = self._read_block(client, block)
             for name in block.names:
                 reg = self.rmap.registers[name]
                 offset = reg.address - block.start
                 value = decode(reg, words[offset:offset + reg.count], self.rmap.word_order)
-                unit = reg.unit
-                if value is not None:
+                unit, problem = reg.unit, None
+                if value is None:
+                    problem = "no valid reading (a value the map declares invalid, or not finite)"
+                else:
                     value, unit = to_canonical(value, reg.unit)
-                reading.points[name] = Point(value, unit, self.rmap.quantity_of(name))
+                    bounds = self.limits.for_dimension(UNITS[reg.unit][0])
+                    if bounds is not None and value not in bounds:
+                        problem = f"{value:g} {unit} is implausible (outside [{bounds.min:g}, {bounds.max:g}])"
+                        value = None
+                reading.points[name] = Point(value, unit, self.rmap.quantity_of(name), problem)
         return reading
 
     def write(self, register: str, value: float, *, writes_enabled: bool) -> None:

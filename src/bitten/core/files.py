@@ -8,14 +8,13 @@ the same bytes. A file's content comes from a Jinja template under templates/ or
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bitten.core.templating import SECRET_PLACEHOLDER, render_template
+from bitten.core.templating import SECRET_PLACEHOLDER, compress_hosts, expand_hosts, render_template
 from bitten.site.model import Site
 
 #: ``secret(name)``: the value of a secret (from vault), or its placeholder when rendering for review
@@ -41,10 +40,15 @@ class FileSpec:
     render: Renderer | None = None
     #: False when the content is the same on every host that gets it (rendered once)
     per_host: bool = False
+    #: for a per-host file whose content depends on the host only through this value (its hardware profile, say):
+    #: rendered once per value
+    variant: Callable[[Site, str], Hashable] | None = None
     mode: str = "0644"
     owner: str = "root"
     group: str = "root"
     description: str = ""
+    #: shown by `bitten render` for review, never written to a host (e.g. the accounting slurmdbd is asked for)
+    review_only: bool = False
     #: one file per item on each host that gets the spec (a boot script per provisioned node, say): the path
     #: contains {item} and the template sees ``item``
     items: Callable[[Site], list[str]] | None = None
@@ -129,45 +133,91 @@ class RenderResult:
     unique: int
 
 
+class RenderRefused(Exception):
+    """``out`` holds something that is not an earlier render: bitten never replaces it."""
+
+
+#: first line of MARKER: what tells an earlier render from any other directory
+MARKER = ".bitten-render"
+BY_HOST = ".by-host"
+
+
 def render_tree(specs: Sequence[FileSpec], site: Site, out: Path,
                 progress: Callable[[int], None] | None = None) -> RenderResult:
-    """Write ``out/<host>/<path>`` for every host and file, and ``out/manifest.tsv``. Secrets appear as placeholders.
+    """Write every generated file once per distinct content, for review, and ``out/manifest.tsv``.
 
-    Files with the same content on every host are rendered once and hard-linked, so a 10,000-node site
-    costs one render per cluster-wide file. ``out`` is replaced as a whole, so no stale file survives.
+    Layout (so that a cluster-wide change is one hunk of a diff, not one per host):
+
+    - ``out/<path>``: the file, when every host that gets it gets the same content (slurm.conf, /etc/hosts);
+    - ``out/<path>.by-host/<hosts>``: one file per distinct content when hosts get different ones, named by the
+      hosts that get it in Slurm's hostlist notation (gpu[01-16]);
+    - ``out/manifest.tsv``: per path and content, the hosts (hostlist), mode, owner and digest.
+
+    Secrets appear as placeholders. ``out`` is replaced as a whole when it is empty or an earlier render (so no
+    stale file survives); any other directory is refused (RenderRefused) and left alone.
     """
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
+        raise RenderRefused(f"{out} is not empty and not an earlier `bitten render` (no {MARKER} in it): "
+                            "give a new or empty directory")
     tmp = out.with_name(out.name + ".rendering")
     if tmp.exists():
+        if not (tmp / MARKER).is_file():
+            raise RenderRefused(f"{tmp} exists and is not bitten's: remove it or give another --out")
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    (tmp / MARKER).write_text(f"bitten render of site {site.info.name}: every generated file, once per distinct "
+                              "content; see manifest.tsv\n")
     written = unique = 0
     hosts: set[str] = set()
     manifest: list[str] = []
+    made: set[Path] = set()
     for spec in specs:
         targets = spec.hosts(site)
+        if not targets:
+            continue
         for path, item in spec.paths(site):
-            shared: Path | None = None
-            digest = ""
-            for host in targets:
-                dest = tmp / host / path.lstrip("/")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if shared is not None:
-                    os.link(shared, dest)
-                else:
-                    data = content(spec, site, host, item=item).encode()
-                    dest.write_bytes(data)
-                    digest = hashlib.sha256(data).hexdigest()
-                    unique += 1
-                    if not spec.per_host:
-                        shared = dest
-                manifest.append(f"{host}\t{path}\t{spec.mode}\t{spec.owner}:{spec.group}\t{digest}\n")
-                written += 1
-                hosts.add(host)
+            # content -> hosts that get it (a cluster-wide file is rendered once)
+            variants: dict[bytes, list[str]] = {}
+            if spec.per_host:
+                by_key: dict[Hashable, bytes] = {}
+                for host in targets:
+                    key = spec.variant(site, host) if spec.variant is not None else host
+                    data = by_key.get(key)
+                    if data is None:
+                        data = by_key[key] = content(spec, site, host, item=item).encode()
+                    variants.setdefault(data, []).append(host)
+            else:
+                variants[content(spec, site, targets[0], item=item).encode()] = list(targets)
+            relative = path.lstrip("/")
+            for data, members in variants.items():
+                listed = members[0] if len(members) == 1 else compress_hosts(members)
+                dest = tmp / relative if len(variants) == 1 else tmp / f"{relative}{BY_HOST}" / listed
+                if dest.parent not in made:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(dest.parent)
+                dest.write_bytes(data)
+                digest = hashlib.sha256(data).hexdigest()
+                mode, owner = ("review", "-") if spec.review_only else (spec.mode, f"{spec.owner}:{spec.group}")
+                manifest.append(f"{path}\t{listed}\t{mode}\t{owner}\t{digest}\n")
+                unique += 1
+            written += len(targets)
+        hosts.update(targets)
         if progress:
             progress(len(targets))
     # what each file's mode and owner will be on the host: reviews see a permission change as a diff too
-    (tmp / MANIFEST).write_text("host\tpath\tmode\towner\tsha256\n" + "".join(sorted(manifest)))
+    (tmp / MANIFEST).write_text("path\thosts\tmode\towner\tsha256\n" + "".join(sorted(manifest)))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
     return RenderResult(files=written, hosts=len(hosts), unique=unique)
+
+
+def rendered(out: Path, host: str, path: str) -> Path:
+    """Where a render tree holds the content ``host`` gets at ``path`` (for reviews and tests)."""
+    relative = path.lstrip("/")
+    for line in (out / MANIFEST).read_text().splitlines()[1:]:
+        file, listed, *_ = line.split("\t")
+        if file == path and host in expand_hosts(listed):
+            single = out / relative
+            return single if single.is_file() else out / f"{relative}{BY_HOST}" / listed
+    raise KeyError(f"{host} gets no {path} in {out}")

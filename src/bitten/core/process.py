@@ -37,17 +37,20 @@ class Result:
         return self.returncode == 0
 
 
-def run(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None) -> Result:
-    """Run ``argv``; return within about ``timeout`` + GRACE_SECONDS whatever the command does."""
+def run(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None,
+        stdin: str | None = None) -> Result:
+    """Run ``argv`` (``stdin``: text for its standard input, else none); return within about ``timeout`` +
+    GRACE_SECONDS whatever the command does."""
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                                 text=True, errors="replace", start_new_session=True,
                                 env=dict(env) if env is not None else None)
     except OSError as exc:
         return Result(tuple(argv), None, "", f"{argv[0]}: {exc.strerror or exc}", missing=True)
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(input=stdin, timeout=timeout)
         return Result(tuple(argv), proc.returncode, out, err, seconds=time.monotonic() - start)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -12,6 +12,6 @@ every module of that tree uses the standard library and the tree's own modules o
 NODE_MODULES: tuple[str, ...] = (
     "__init__.py",
     "core/__init__.py", "core/process.py", "core/scontrol.py",
-    "gpu/__init__.py", "gpu/check.py", "gpu/drain.py", "gpu/drivers.py", "gpu/health.py", "gpu/smi.py",
-    "gpu/topology.py", "gpu/xid.py",
+    "gpu/__init__.py", "gpu/check.py", "gpu/containers.py", "gpu/drain.py", "gpu/drivers.py", "gpu/health.py",
+    "gpu/nvlink.py", "gpu/power.py", "gpu/smi.py", "gpu/topology.py", "gpu/xid.py",
 )

@@ -44,6 +44,8 @@ class Config:
     kernel_log_command: tuple[str, ...] = ("journalctl", "--dmesg", "--boot=0", "--output=short-unix",
                                            "--no-pager", "--quiet")
     fabric_manager_service: str | None = None
+    #: fourth-generation NVSwitch: the NVLSM process Fabric Manager's wrapper starts (None: not checked)
+    nvlsm_process: str | None = None
     #: per-command limit and the whole run's deadline, seconds (slurmd gives a health check 60 s)
     command_timeout: float = 20.0
     deadline: float = 50.0
@@ -69,22 +71,34 @@ class Config:
         return cls(expect=expect, policy=policy, nvidia_smi=str(options.get("nvidia_smi", "nvidia-smi")),
                    kernel_log_command=tuple(kernel_log) if kernel_log else cls.kernel_log_command,
                    fabric_manager_service=options.get("fabric_manager_service") or None,
+                   nvlsm_process=options.get("nvlsm_process") or None,
                    command_timeout=float(options.get("command_timeout", 20.0)),
                    deadline=float(options.get("deadline", 50.0)), container=bool(options.get("container", False)),
                    state_dir=str(options.get("state_dir", cls.state_dir)))
+
+
+def process_running(name: str, proc: str = "/proc") -> bool:
+    """Whether a process whose command name is ``name`` runs (NVLSM has no unit of its own to ask systemd)."""
+    for comm in Path(proc).glob("[0-9]*/comm"):
+        try:
+            if comm.read_text(encoding="utf-8", errors="replace").strip() == name:
+                return True
+        except OSError:  # the process ended while we looked
+            continue
+    return False
 
 
 def _read_json(path: str) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise HealthConfigError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
+        raise HealthConfigError(f"{path}: expected a JSON object")
     return data
 
 
-class ConfigError(Exception):
+class HealthConfigError(Exception):
     pass
 
 
@@ -172,7 +186,8 @@ def evaluate(config: Config, runner: Runner = run) -> h.Verdict:
         if expect.nvswitch and config.fabric_manager_service:
             state = runner(["systemctl", "is-active", config.fabric_manager_service], clock.budget())
             service_state = state.stdout.strip() or ("unknown" if state.timed_out else "inactive")
-        add(h.check_fabric(expect, report, service_state))
+        nvlsm_running = process_running(config.nvlsm_process) if expect.nvswitch and config.nvlsm_process else None
+        add(h.check_fabric(expect, report, service_state, nvlsm_running))
         if expect.nvswitch or config.policy.min_nvlinks:
             budget = clock.budget()
             topo = runner([config.nvidia_smi, "topo", "-m"], budget)
@@ -217,7 +232,7 @@ def _is_char_device(path: str) -> bool:
 
 
 @dataclass
-class Outcome:
+class HealthOutcome:
     node: str
     verdict: h.Verdict
     reason: str | None
@@ -237,10 +252,10 @@ class Outcome:
         }
 
 
-def act(node: str, verdict: h.Verdict, config: Config, runner: Runner = run) -> Outcome:
+def act(node: str, verdict: h.Verdict, config: Config, runner: Runner = run) -> HealthOutcome:
     """Drain or resume ``node`` through scontrol according to ``verdict``, and report what Slurm shows after."""
     reason = reason_text(verdict.findings) if not verdict.healthy else None
-    outcome = Outcome(node, verdict, reason)
+    outcome = HealthOutcome(node, verdict, reason)
     slurm = Scontrol(timeout=config.command_timeout, runner=runner)
     try:
         state: NodeState | None = slurm.node_states([node]).get(node)
@@ -282,7 +297,7 @@ def _node_name(explicit: str | None) -> str:
     return explicit or os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
 
 
-def _save(config: Config, outcome: Outcome) -> None:
+def _save(config: Config, outcome: HealthOutcome) -> None:
     """Keep the last result for administrators and the lab summary (best effort)."""
     try:
         directory = Path(config.state_dir)
@@ -310,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["PATH"] = SAFE_PATH
     try:
         config = Config.load(args.node_file, args.config)
-    except (ConfigError, ValueError, TypeError) as exc:
+    except (HealthConfigError, ValueError, TypeError) as exc:
         print(f"bitten-gpu-health: bad configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "ack-xids":
@@ -321,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     node = _node_name(args.node)
     verdict = evaluate(config)
     if args.mode == "report":
-        outcome = Outcome(node, verdict, reason_text(verdict.findings) if not verdict.healthy else None)
+        outcome = HealthOutcome(node, verdict, reason_text(verdict.findings) if not verdict.healthy else None)
     else:
         outcome = act(node, verdict, config)
         _save(config, outcome)

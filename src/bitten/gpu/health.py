@@ -133,13 +133,17 @@ def check_persistence(report: SmiReport, policy: Policy) -> Check:
     return Check("persistence", Status.FAIL if policy.require_persistence else Status.WARN, (line,))
 
 
-def check_fabric(expect: Expectation, report: SmiReport, service_state: str | None) -> Check:
-    """NVSwitch systems: Fabric Manager must run and every GPU must have finished fabric registration."""
+def check_fabric(expect: Expectation, report: SmiReport, service_state: str | None,
+                 nvlsm_running: bool | None = None) -> Check:
+    """NVSwitch systems: Fabric Manager must run (and on fourth-generation NVSwitch NVLSM, which Fabric Manager's
+    wrapper starts) and every GPU must have finished fabric registration. None: that state was not read."""
     if not expect.nvswitch:
         return Check("fabric", Status.SKIP, detail="no NVSwitch in the profile")
     findings: list[str] = []
     if service_state is not None and service_state != "active":
         findings.append(f"nvidia-fabricmanager is {service_state}")
+    if nvlsm_running is False:
+        findings.append("NVLink Subnet Manager (nvlsm) is not running")
     for i, gpu in enumerate(report.gpus):
         if gpu.fabric_state is None:
             findings.append(f"{_label(i, gpu)}: driver reports no fabric state")

@@ -18,11 +18,12 @@ from typing import Any, Literal
 from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.credentials import Credentials
 from bitten.core.redfish.endpoint import Endpoint, Limits, Timeouts, Tls
-from bitten.core.redfish.errors import CredentialsError, RedfishError, UnknownFlavour
+from bitten.core.redfish.errors import CredentialsError, RedfishError, RedfishUnsupported, UnknownFlavour
 from bitten.core.retry import Backoff
+from bitten.hardware.firmware import Drift, drift, read_components
 from bitten.hardware.inventory import Inventory, read_inventory
-from bitten.hardware.node import Node
-from bitten.hardware.plan import Desired, Options, Plan, same_value
+from bitten.hardware.node import BmcNode
+from bitten.hardware.plan import DesiredBmcState, Options, Plan, same_value
 
 LOG = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Target:
     """One node to act on: its BMC, what it should hold, and the account to use."""
 
     endpoint: Endpoint
-    desired: Desired
+    desired: DesiredBmcState
     credentials: Credentials
 
     @property
@@ -68,6 +69,8 @@ class NodeResult:
     inventory: Inventory | None = None
     #: what happened besides the plan (e.g. a graceful shutdown that had to be forced)
     notes: list[str] = field(default_factory=list)
+    #: firmware components whose version differs from the profile's baseline (read when it names any)
+    firmware: list[Drift] = field(default_factory=list)
     error: str | None = None
     error_kind: str | None = None
     seconds: float = 0.0
@@ -75,19 +78,49 @@ class NodeResult:
     retries: int = 0
 
     @property
+    def blocked(self) -> bool:
+        """The plan has problems that make apply refuse (a BIOS attribute the node lacks, a wrong boot MAC)."""
+        return self.plan is not None and bool(self.plan.problems)
+
+    @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and not self.blocked
+
+    @property
+    def failure(self) -> str | None:
+        """Why the node is not ok: its error, or the problems that block its plan."""
+        if self.error is not None:
+            return self.error
+        if self.blocked:
+            assert self.plan is not None
+            return f"{self.where}: the plan has problems, apply would refuse it: " + "; ".join(self.plan.problems)
+        return None
 
     @property
     def changed(self) -> bool:
         return self.action == "apply" and self.ok and self.plan is not None and self.plan.changed
+
+    @property
+    def reboot(self) -> list[str]:
+        """Why this node waits for a reboot: BIOS values pending, firmware to install (bitten hardware rollout)."""
+        pending = self.pending or (dict(self.plan.pending) if self.plan else {})
+        written = [c.item for c in self.plan.of("bios")] if (self.plan is not None and self.action == "plan") else []
+        why = [f"BIOS {', '.join(sorted(pending))} pending"] if pending else []
+        if written and not self.plan_restarts:
+            why.append(f"BIOS {', '.join(sorted(written))} to write")
+        return why + [f"firmware {d.label} {d.expected}" for d in self.firmware if d.current is not None]
+
+    @property
+    def plan_restarts(self) -> bool:
+        """The plan powers the node on or restarts it itself (its BIOS changes apply then, no rollout needed)."""
+        return self.plan is not None and bool(self.plan.of("power"))
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "host": self.host, "bmc": self.where, "action": self.action, "ok": self.ok, "changed": self.changed,
             "plan": self.plan.as_dict() if self.plan else None, "power": self.power, "pending": dict(self.pending),
             "bios": dict(self.bios), "inventory": self.inventory.as_dict() if self.inventory else None,
-            "notes": list(self.notes),
+            "notes": list(self.notes), "firmware": [str(d) for d in self.firmware], "reboot": self.reboot,
             "error": self.error, "error_kind": self.error_kind, "seconds": round(self.seconds, 3),
             "requests": self.requests, "retries": self.retries,
         }
@@ -126,12 +159,12 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
     result = NodeResult(host=endpoint.host, where=endpoint.where, action=action)
     start = time.monotonic()
     conn: Connection | None = None
-    node: Node | None = None
+    node: BmcNode | None = None
     try:
         conn = Connection(endpoint, target.credentials, settings.tls, settings.timeouts, settings.retry,
                           settings.limits, sleep)
         with conn:
-            node = Node(conn, sleep=sleep)
+            node = BmcNode(conn, sleep=sleep)
             if action == "inventory":
                 result.inventory = read_inventory(node)
                 result.power = result.inventory.power
@@ -148,6 +181,8 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
                     result.bios = {k: after.bios_pending.get(k, after.bios.get(k)) for k in target.desired.bios}
                 if with_inventory:
                     result.inventory = read_inventory(node, gpus=False)
+                if target.desired.firmware:
+                    result.firmware = _firmware_drift(conn, target, result)
     except (RedfishError, CredentialsError) as exc:
         result.error, result.error_kind = str(exc), exc.__class__.__name__
     except UnknownFlavour as exc:
@@ -158,7 +193,7 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
         result.error_kind = "InternalError"
     finally:
         if node is not None:
-            result.notes = list(node.notes)
+            result.notes = [*node.notes, *result.notes]
         result.seconds = time.monotonic() - start
         if conn is not None:
             result.requests = conn.connector.counters.requests
@@ -166,6 +201,15 @@ def run_node(target: Target, action: Action, options: Options | None = None, set
     if result.error:
         LOG.error("%s", result.error)
     return result
+
+
+def _firmware_drift(conn: Connection, target: Target, result: NodeResult) -> list[Drift]:
+    try:
+        components = read_components(conn, target.endpoint.system_path)
+    except RedfishUnsupported as exc:
+        result.notes.append(f"firmware not checked: {exc.message}")
+        return []
+    return drift(target.desired.firmware, components, target.desired.firmware_repository)
 
 
 def run_fleet(targets: Sequence[Target], action: Action, options: Options | None = None,

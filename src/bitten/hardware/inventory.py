@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bitten.core.redfish.document import link, members
-from bitten.hardware.node import Node
+from bitten.hardware.node import BmcNode
 
 #: PCI base classes of compute GPUs: display controllers (except VGA, subclass 0) and processing accelerators
 DISPLAY, ACCELERATOR = 0x03, 0x12
@@ -28,7 +28,7 @@ class Processor:
 
 
 @dataclass(frozen=True)
-class Gpu:
+class BmcGpu:
     id: str
     model: str | None
     manufacturer: str | None
@@ -50,7 +50,7 @@ class Inventory:
     processors: tuple[Processor, ...] = ()
     memory_gib: float | None = None
     dimms: int | None = None
-    gpus: tuple[Gpu, ...] = ()
+    gpus: tuple[BmcGpu, ...] = ()
     bmc_firmware: str | None = None
     #: a few HPE facts (PostState, iLO generation) when the BMC is an iLO
     oem: dict[str, Any] = field(default_factory=dict)
@@ -72,7 +72,7 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def read_inventory(node: Node, gpus: bool = True) -> Inventory:
+def read_inventory(node: BmcNode, gpus: bool = True) -> Inventory:
     """Read the facts; ``gpus=False`` skips the PCIe walk (the most requests)."""
     conn = node.conn
     raw: dict[str, Any] = node.system(refresh=True)
@@ -112,7 +112,7 @@ def read_inventory(node: Node, gpus: bool = True) -> Inventory:
         chassis = link(raw, "Links", "Chassis")
         if chassis:
             chassis_serial = _text(conn.get_json(chassis, optional=True).get("SerialNumber"))
-    unique: dict[tuple[str, str], Gpu] = {}
+    unique: dict[tuple[str, str], BmcGpu] = {}
     for gpu in found_gpus:
         unique.setdefault((gpu.model or "", gpu.id), gpu)
     return Inventory(
@@ -123,10 +123,10 @@ def read_inventory(node: Node, gpus: bool = True) -> Inventory:
         gpus=tuple(unique.values()), bmc_firmware=firmware, oem=oem)
 
 
-def _processors(node: Node, raw: dict[str, Any]) -> tuple[list[Processor], list[Gpu]]:
+def _processors(node: BmcNode, raw: dict[str, Any]) -> tuple[list[Processor], list[BmcGpu]]:
     path = link(raw, "Processors")
     cpus: list[Processor] = []
-    gpus: list[Gpu] = []
+    gpus: list[BmcGpu] = []
     if path is None:
         return cpus, gpus
     for member in members(node.conn.get_json(path, optional=True)):
@@ -136,7 +136,7 @@ def _processors(node: Node, raw: dict[str, Any]) -> tuple[list[Processor], list[
         kind = str(body.get("ProcessorType") or "CPU")
         ident = str(body.get("Id") or member.rstrip("/").rsplit("/", 1)[-1])
         if kind == "GPU":
-            gpus.append(Gpu(ident, _text(body.get("Model")), _text(body.get("Manufacturer")), "Processors"))
+            gpus.append(BmcGpu(ident, _text(body.get("Model")), _text(body.get("Manufacturer")), "Processors"))
         elif kind == "CPU":
             cpus.append(Processor(ident, _text(body.get("Model")), _text(body.get("Manufacturer")),
                                   _int(body.get("TotalCores")), _int(body.get("TotalThreads"))))
@@ -150,15 +150,15 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _pcie_gpus(node: Node, raw: dict[str, Any]) -> list[Gpu]:
+def _pcie_gpus(node: BmcNode, raw: dict[str, Any]) -> list[BmcGpu]:
     conn = node.conn
-    found: list[Gpu] = []
+    found: list[BmcGpu] = []
     hpe_devices = link(raw, "Oem", "Hpe", "Links", "PCIDevices")
     if hpe_devices:
         for member in members(conn.get_json(hpe_devices, optional=True)):
             dev = conn.get_json(member, optional=True)
             if _is_gpu_class(_int(dev.get("ClassCode")), _int(dev.get("SubclassCode"))):
-                found.append(Gpu(str(dev.get("Id") or member), _text(dev.get("Name")), None, "Oem.Hpe.PCIDevices"))
+                found.append(BmcGpu(str(dev.get("Id") or member), _text(dev.get("Name")), None, "Oem.Hpe.PCIDevices"))
     chassis = link(raw, "Links", "Chassis")
     if chassis:
         devices = link(conn.get_json(chassis, optional=True), "PCIeDevices")
@@ -166,12 +166,12 @@ def _pcie_gpus(node: Node, raw: dict[str, Any]) -> list[Gpu]:
             for member in members(conn.get_json(devices, optional=True)):
                 dev = conn.get_json(member, optional=True)
                 if _pcie_is_gpu(node, dev):
-                    found.append(Gpu(str(dev.get("Id") or member), _text(dev.get("Model") or dev.get("Name")),
+                    found.append(BmcGpu(str(dev.get("Id") or member), _text(dev.get("Model") or dev.get("Name")),
                                      _text(dev.get("Manufacturer")), "PCIeDevices"))
     return found
 
 
-def _pcie_is_gpu(node: Node, dev: dict[str, Any]) -> bool:
+def _pcie_is_gpu(node: BmcNode, dev: dict[str, Any]) -> bool:
     if str(dev.get("DeviceType", "")).upper() == "GPU":
         return True
     functions = link(dev, "PCIeFunctions") or link(dev, "Links", "PCIeFunctions")

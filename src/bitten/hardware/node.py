@@ -19,12 +19,12 @@ from typing import Any
 from bitten.core.redfish.connection import Connection
 from bitten.core.redfish.document import link, members
 from bitten.core.redfish.errors import PlanError, PowerTimeout, RedfishRequestError, RedfishUnsupported
-from bitten.hardware.plan import Desired, Media, Observed, Options, Plan, make_plan, same_value
+from bitten.hardware.plan import DesiredBmcState, Media, Observed, Options, Plan, make_plan, same_value
 
 LOG = logging.getLogger(__name__)
 
 
-class Node:
+class BmcNode:
     """A node's desired state applied through one authenticated connection."""
 
     def __init__(self, conn: Connection, sleep: Callable[[float], None] = time.sleep,
@@ -55,7 +55,7 @@ class Node:
     def _stale(self) -> None:
         self._fresh = False
 
-    def observe(self, desired: Desired, options: Options | None = None) -> Observed:
+    def observe(self, desired: DesiredBmcState, options: Options | None = None) -> Observed:
         """Read what the plan needs, and nothing more."""
         options = options or Options()
         raw = self.system(refresh=True)
@@ -135,13 +135,13 @@ class Node:
         return None
 
     # --- planning --------------------------------------------------------------------------------------
-    def plan(self, desired: Desired, options: Options | None = None) -> tuple[Plan, Observed]:
+    def plan(self, desired: DesiredBmcState, options: Options | None = None) -> tuple[Plan, Observed]:
         options = options or Options()
         observed = self.observe(desired, options)
         return make_plan(self.endpoint.host, desired, observed, options), observed
 
     # --- applying --------------------------------------------------------------------------------------
-    def apply(self, desired: Desired, options: Options | None = None) -> tuple[Plan, Observed]:
+    def apply(self, desired: DesiredBmcState, options: Options | None = None) -> tuple[Plan, Observed]:
         """Plan, refuse on problems, write, wait for power, and return the plan with the state after."""
         options = options or Options()
         plan, observed = self.plan(desired, options)
@@ -187,7 +187,7 @@ class Node:
             self.flavour.insert_media(self.conn.connector, media.path, device, url)
         self._media_doc = None
 
-    def _set_boot(self, desired: Desired, observed: Observed) -> None:
+    def _set_boot(self, desired: DesiredBmcState, observed: Observed) -> None:
         boot: dict[str, Any] = {"BootSourceOverrideTarget": desired.boot.target,
                                 "BootSourceOverrideEnabled": "Once"}
         if observed.boot_mode is not None:
@@ -229,7 +229,7 @@ class Node:
             self._sleep(min(delay, remaining))
             delay = min(delay * 2, timeouts.poll)
 
-    def _verify(self, desired: Desired, plan: Plan, after: Observed) -> None:
+    def _verify(self, desired: DesiredBmcState, plan: Plan, after: Observed) -> None:
         """The BMC accepted the writes; check that it reports them (current or pending)."""
         if plan.of("bios") and after.bios is not None:
             lost = [c.item for c in plan.of("bios")

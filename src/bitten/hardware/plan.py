@@ -1,4 +1,4 @@
-"""Desired state, observed state, and the plan between them — pure functions, no BMC traffic.
+"""Desired state (DesiredBmcState), observed state, and the plan between them — pure functions, no BMC traffic.
 
 Rules (what a plan contains):
 - BIOS: every desired attribute whose current value differs, unless the same value is already pending (then it
@@ -20,14 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bitten.site.model import Boot, HardwareProfile
+from bitten.site.model import Boot, Firmware, HardwareProfile
 
 PowerState = Literal["On", "Off"]
 Area = Literal["bios", "media", "boot", "power"]
 
 
 @dataclass(frozen=True)
-class Desired:
+class DesiredBmcState:
     """What one node's BMC should hold, derived from its hardware profile."""
 
     bios: Mapping[str, str | int | bool] = field(default_factory=dict)
@@ -35,10 +35,15 @@ class Desired:
     power: PowerState = "On"
     #: the MAC the node PXE-boots from, as the inventory states it (checked against the BMC's report)
     boot_mac: str | None = None
+    #: the firmware baseline (label -> component, version, image) and where its images are
+    firmware: Mapping[str, Firmware] = field(default_factory=dict)
+    firmware_repository: str | None = None
 
     @classmethod
-    def from_profile(cls, profile: HardwareProfile, boot_mac: str | None = None) -> Desired:
-        return cls(bios=dict(profile.bios), boot=profile.boot, power=profile.power, boot_mac=boot_mac)
+    def from_profile(cls, profile: HardwareProfile, boot_mac: str | None = None,
+                     firmware_repository: str | None = None) -> DesiredBmcState:
+        return cls(bios=dict(profile.bios), boot=profile.boot, power=profile.power, boot_mac=boot_mac,
+                   firmware=dict(profile.firmware), firmware_repository=firmware_repository)
 
     def as_dict(self) -> dict[str, Any]:
         return {"bios": dict(self.bios), "boot": self.boot.model_dump(), "power": self.power,
@@ -169,7 +174,7 @@ RESET_RESTART = ("ForceRestart", "GracefulRestart", "PowerCycle")
 RESET_OFF = ("GracefulShutdown", "ForceOff")
 
 
-def make_plan(host: str, desired: Desired, observed: Observed, options: Options | None = None) -> Plan:
+def make_plan(host: str, desired: DesiredBmcState, observed: Observed, options: Options | None = None) -> Plan:
     """Compare and decide; never raises for a mismatch — problems are returned in the plan."""
     options = options or Options()
     problems: list[str] = []

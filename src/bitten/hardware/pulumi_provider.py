@@ -113,13 +113,13 @@ class RedfishNodeProvider(ResourceProvider):
         return self._outputs(props, self._run(props, "apply"))
 
     def _run(self, props: Mapping[str, Any], action: str) -> Any:
-        from bitten.hardware import Backoff, Credentials, Desired, Endpoint, Options, Timeouts, Tls, run_node
+        from bitten.hardware import Backoff, Credentials, DesiredBmcState, Endpoint, Options, Timeouts, Tls, run_node
         from bitten.hardware.fleet import Settings, Target
         from bitten.site.model import Boot
 
         endpoint = Endpoint(host=str(props["host"]), url=str(props["url"]),
                             system_id=str(props.get("system_id", "1")), flavour=props.get("flavour", "hpe_ilo"))
-        desired = Desired(bios=dict(props.get("bios") or {}), boot=Boot.model_validate(props.get("boot") or {}),
+        desired = DesiredBmcState(bios=dict(props.get("bios") or {}), boot=Boot.model_validate(props.get("boot") or {}),
                           power=props.get("power", "On"), boot_mac=props.get("boot_mac") or None)
         target = Target(endpoint, desired, Credentials(str(props["username"]), str(props["password"])))
         options = Options(reboot=bool(props.get("reboot", False)),
@@ -132,7 +132,7 @@ class RedfishNodeProvider(ResourceProvider):
                                 retry=Backoff(attempts=int(props.get("retries", 4)) + 1))
             result = run_node(target, action, options, settings, with_inventory=True)  # type: ignore[arg-type]
         if not result.ok:
-            raise RuntimeError(result.error)
+            raise RuntimeError(result.failure)
         return result
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Human-readable plans and results (rich tables) for the CLI and the lab summary."""
+"""Human-readable plans, results and rollouts (rich tables) for the CLI and the lab summary."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bitten.hardware.fleet import FleetResult, NodeResult
+from bitten.hardware.rollout import RolloutResult
 
 
 def _plan_text(result: NodeResult) -> Text:
@@ -16,9 +17,11 @@ def _plan_text(result: NodeResult) -> Text:
     plan = result.plan
     if plan is None:
         return text
-    lines = plan.lines()
-    if not plan.changed and not plan.problems:
+    lines = plan.lines() + [str(d) for d in result.firmware]
+    if not plan.changed and not plan.problems and not result.firmware:
         lines.insert(0, "in the desired state")
+    if result.reboot:
+        lines.append(f"reboot: waits for a reboot ({'; '.join(result.reboot)}): bitten hardware rollout")
     for i, line in enumerate(lines):
         if i:
             text.append("\n")
@@ -33,6 +36,8 @@ def _style(line: str) -> str:
         return "red"
     if line.startswith("note:"):
         return "dim"
+    if line.startswith("reboot:"):
+        return "magenta"
     if "pending until" in line:
         return "cyan"
     return "yellow"
@@ -75,7 +80,22 @@ def summary(result: FleetResult) -> str:
         return f"{total} node(s) read, {failed} failed, in {result.seconds:.1f} s"
     changing = sum(1 for r in result.results if r.ok and r.plan is not None and r.plan.changed)
     pending = sum(1 for r in result.results if r.ok and (r.pending or (r.plan is not None and r.plan.pending)))
+    reboot = sum(1 for r in result.results if r.ok and r.reboot)
     word = "to change" if result.action == "plan" else "changed"
     return (f"{total} node(s): {changing} {word}, {total - changing - failed} unchanged, {failed} failed"
             + (f", {pending} with BIOS settings pending until the next reboot" if pending else "")
+            + (f", {reboot} waiting for a reboot (bitten hardware rollout)" if reboot else "")
             + f" ({result.seconds:.1f} s)")
+
+
+def rollout_table(result: RolloutResult, title: str | None = None) -> Table:
+    """One row per node of a rollout: its wave, why it was rebooted, and how it ended."""
+    table = Table(title=title)
+    for column in ("wave", "host", "why", "result"):
+        table.add_column(column)
+    styles = {"done": "green", "failed": "red", "held": "yellow", "skipped": "dim"}
+    for node in result.nodes:
+        table.add_row(str(node.wave), node.host, node.why,
+                      Text(f"{node.state}: {node.detail}" if node.detail else node.state,
+                           style=styles.get(node.state, "")))
+    return table

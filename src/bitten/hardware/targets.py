@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from bitten.core.redfish.endpoint import Endpoint
 from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import Target
-from bitten.hardware.plan import Desired
+from bitten.hardware.plan import DesiredBmcState
 from bitten.site.model import Site
 
 
@@ -26,11 +26,11 @@ def endpoint_of(site: Site, host: str) -> Endpoint:
     return Endpoint(host=host, url=bmc.url, system_id=bmc.system_id, flavour=bmc.flavour)
 
 
-def desired_of(site: Site, host: str) -> Desired:
+def desired_of(site: Site, host: str) -> DesiredBmcState:
     profile = site.profile_of(host)
     if profile is None:
         raise KeyError(f"host {host} has no hardware profile")
-    return Desired.from_profile(profile, site.nodes[host].boot_mac)
+    return DesiredBmcState.from_profile(profile, site.nodes[host].boot_mac, site.rollout.firmware_repository)
 
 
 def select_hosts(site: Site, limit: Sequence[str] = ()) -> list[str]:

@@ -6,16 +6,18 @@ the agent's own installation and the lab wing are present (the cooling_agent Mol
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from bitten.cooling.config import AgentConfig, ConfigError, load_config
+from bitten.cooling.config import AgentConfig, AgentConfigError, load_config
 from bitten.site.problems import EXIT_INVALID
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ out = Console(highlight=False)
 def _config(path: Path) -> AgentConfig:
     try:
         return load_config(path)
-    except ConfigError as exc:
+    except AgentConfigError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red]: {problem}", soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
@@ -43,14 +45,37 @@ def mockup(
     cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM); with --key serves https")] = None,
     key: Annotated[Path | None, typer.Option(help="TLS key (PEM)")] = None,
 ) -> None:
-    """Serve a DMTF Redfish mockup read-only (the tests' and Molecule's stand-in for a real CDU)."""
+    """Serve a DMTF Redfish mockup read-only (the tests' and Molecule's stand-in for a real CDU). Stops on SIGTERM
+    or SIGINT within a second."""
     from bitten.lab.doubles.mockup import serve_mockup
+    from bitten.lab.httpserve import in_thread
 
-    server = serve_mockup(directory, host, port, certfile=str(cert) if cert else None,
-                          keyfile=str(key) if key else None)
+    try:
+        server = serve_mockup(directory, host, port, certfile=str(cert) if cert else None,
+                              keyfile=str(key) if key else None)
+    except (OSError, FileNotFoundError) as exc:
+        _cannot_serve(host, port, exc)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())  # the handler only sets the event: shutdown() needs another thread
+    thread = in_thread(server)
     out.print(f"serving {directory} read-only on {host}:{server.server_address[1]}")
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
-    server.serve_forever()
+    while not stop.wait(0.2) and thread.is_alive():
+        pass
+    server.shutdown()
+    server.server_close()
+
+
+def _cannot_serve(host: str, port: int, exc: BaseException) -> NoReturn:
+    """One line, no traceback: the port is taken, or the address or the directory is wrong."""
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        err.print(f"[red]error[/]: {host}:{port} is in use by another program; stop it or give another --port",
+                  soft_wrap=True)
+    elif isinstance(exc, OSError) and exc.errno == errno.EADDRNOTAVAIL:
+        err.print(f"[red]error[/]: {host} is not an address of this machine; give another --host", soft_wrap=True)
+    else:
+        err.print(f"[red]error[/]: cannot serve on {host}:{port}: {exc}", soft_wrap=True)
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -78,6 +103,8 @@ def simulate(
     except ValueError as exc:
         err.print(f"[red]error[/]: {exc}")
         raise typer.Exit(EXIT_INVALID) from None
+    except OSError as exc:
+        _cannot_serve(bind, cdu_port, exc)
     if plant.cdu_server is None and plant.modbus is None:
         err.print(f"[red]error[/]: no CDU at {advertised or bind}:{cdu_port} and no meter at {advertised or bind}:"
                   f"{modbus_port} in the configuration")

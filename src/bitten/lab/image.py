@@ -132,3 +132,38 @@ def _stream(cmd: list[str], log: Callable[[str], None]) -> None:
             log(line[3:])
     if proc.wait() != 0:
         raise RuntimeError(f"{cmd[0]} failed:\n" + "\n".join(tail))
+
+
+@dataclass(frozen=True)
+class Derived:
+    """The base image plus Debian packages (e.g. Slurm's daemons for a test cluster), cached by recipe hash: a
+    scenario or a test that needs them installs them once per recipe, not on every run."""
+
+    name: str
+    release: str
+    packages: tuple[str, ...]
+
+    @property
+    def ref(self) -> str:
+        base = Recipe(self.release)
+        text = "\n".join([base.digest, *sorted(self.packages)])
+        return f"localhost/bitten-{self.name}:{self.release}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def ensure_derived(derived: Derived, log: Callable[[str], None] = print) -> str:
+    """Build the derived image unless it exists (the base image must exist: `make images`); returns its ref."""
+    if image_exists(derived.ref):
+        return derived.ref
+    base = Recipe(derived.release).stable_ref
+    if not image_exists(base):
+        raise RuntimeError(f"{base} is missing: run `make images` first")
+    builder = f"bitten-build-{derived.name}-{os.getpid()}"
+    log(f"building {derived.ref}: {' '.join(derived.packages)}")
+    podman("run", "-d", "--name", builder, base, "sleep", "infinity")
+    try:
+        podman("exec", builder, "sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+               "--no-install-recommends " + " ".join(derived.packages) + " && apt-get clean")
+        podman("commit", "-q", "--change", "CMD=/sbin/init", builder, derived.ref)
+    finally:
+        podman("rm", "-f", builder, check=False)
+    return derived.ref

@@ -21,9 +21,8 @@ from rich.table import Table
 from bitten.lab import layers
 from bitten.lab import podman as pm
 from bitten.lab.image import Recipe, ensure_image
-from bitten.lab.service import SERVICES, SETUPS, SUMMARIES, TEARDOWNS, LabService
-from bitten.site.model import Lab as LabSettings
-from bitten.site.model import Site
+from bitten.lab.service import SERVICES, SETUPS, SUMMARIES, TEARDOWNS, Checked, LabService
+from bitten.site.model import LabSettings, Site
 
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unr>\d+)"
                    r"\s+failed=(?P<failed>\d+)")
@@ -102,9 +101,11 @@ class Lab:
         recap = Recap()
         if playbook is not None:
             recap = self.run_playbook(playbook, extra_args)
-        self.summary(recap)
+        failed = self.summary(recap)
         if recap.returncode != 0:
             raise LabError(f"ansible-playbook {playbook} failed (exit {recap.returncode}); see the output above")
+        if failed:
+            raise LabError(f"{failed} summary check(s) failed; see the summary above")
         return recap
 
     def _ssh_key(self) -> None:
@@ -208,8 +209,11 @@ class Lab:
     # --- services -----------------------------------------------------------------------------------------
     def _services(self) -> None:
         for service in SERVICES:
-            if service.enabled is None or service.enabled(self):
-                self.spawn(service)
+            if service.enabled is not None and not service.enabled(self):
+                continue
+            if service.prepare is not None:
+                service.prepare(self)
+            self.spawn(service)
 
     def pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
@@ -258,7 +262,8 @@ class Lab:
         return recap
 
     # --- summary ------------------------------------------------------------------------------------------
-    def summary(self, recap: Recap) -> None:
+    def summary(self, recap: Recap) -> int:
+        """Print the summary; the number of its checks that failed."""
         table = Table(title=f"{self.site.info.name}: {len(self.site.nodes)} nodes on {self.settings.network}")
         for column in ("host", "address", "groups", "container", "changed"):
             table.add_column(column)
@@ -274,17 +279,20 @@ class Lab:
             table.add_row(host, str(node.ip), ",".join(g for g in node.groups), state,
                           str(recap.changed.get(host, "-")))
         self.console.print(table)
+        failed = 0
         for service in SERVICES:
             if service.summary is not None and (service.enabled is None or service.enabled(self)):
-                self._print(service.summary(self))
+                failed += self._print(service.summary(self))
         for section in SUMMARIES:
-            self._print(section(self))
+            failed += self._print(section(self))
         if recap.changed:
             self.console.print(f"playbook: {recap.total_changed} change(s) across {len(recap.changed)} hosts")
+        return failed
 
-    def _print(self, item: object) -> None:
+    def _print(self, item: object) -> int:
         if item is not None:
             self.console.print(item)
+        return item.failed if isinstance(item, Checked) else 0
 
     # --- down ---------------------------------------------------------------------------------------------
     def down(self) -> dict[str, list[str]]:

@@ -26,6 +26,19 @@ class LabService:
     port: Callable[[Lab], int] | None = None
     #: whether this lab needs the service at all (a lab without the capability skips it); None: always
     enabled: Callable[[Lab], bool] | None = None
+    #: run once the node containers are up, before the service starts (e.g. a stand-in a container needs)
+    prepare: Callable[[Lab], None] | None = None
+
+
+@dataclass
+class Checked:
+    """A summary section made of checks: printed as its renderable; `bitten lab up` fails when any check did."""
+
+    renderable: object
+    failed: int = 0
+
+    def __rich__(self) -> object:
+        return self.renderable
 
 
 #: services that `bitten lab up` starts before the playbooks; layers append theirs

@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any, TypeVar, cast, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 
 from bitten.site import model as m
 from bitten.site.checks import Check, run_checks
 from bitten.site.inventory import InventoryData
 from bitten.site.locate import Locator
-from bitten.site.problems import Problem, SiteError
+from bitten.site.model.values import suggest
+from bitten.site.problems import Problem, SiteError, is_vaulted
 
-#: site-wide variables: the same value on every host, normally in group_vars/all
-SITE_VARS: dict[str, str] = {
-    "bitten_site": "identity of the site: name, domain, timezone",
-    "bitten_hardware_profiles": "hardware profiles by name",
-    "bitten_slurm": "cluster-wide Slurm settings",
-    "bitten_partitions": "Slurm partitions",
-    "bitten_qos": "Slurm QoS",
-    "bitten_accounts": "Slurm accounts",
-    "bitten_cooling": "coolants, CDUs, meters, register maps, cooling loops, the energy ledger and the agent",
-    "bitten_ucloud": "UCloud provider and machine types",
-    "bitten_provision": "provisioning network, OS images and deploy mode per hardware profile, admin keys",
-    "bitten_assumptions": "values of this site that are not publicly known",
-    "bitten_lab": "how `bitten lab` builds the site on one machine (lab inventories only)",
-}
-#: per-host variables (may be set per group)
-HOST_VARS: dict[str, str] = {
-    "bitten_ip": "the node's address on the cluster network",
-    "bitten_hardware_profile": "name of the node's hardware profile",
-    "bitten_bmc": "where the node's BMC answers Redfish",
-    "bitten_boot_mac": "MAC address the node PXE-boots from",
-    "bitten_cooling_loop": "the cooling loop that cools the node",
-}
-REQUIRED_SITE_VARS = ("bitten_site", "bitten_slurm", "bitten_partitions")
-
-T = TypeVar("T", bound=BaseModel)
+T = TypeVar("T")
 
 
 def _loc(path: Sequence[str | int]) -> str:
@@ -61,19 +40,66 @@ def validate_into(
 ) -> T | None:
     """Validate ``raw`` as ``model``; on failure record one Problem per error (with file and line)."""
     try:
-        return model.model_validate(raw)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(raw)
+        return cast(T, _adapter(cast(Any, model)).validate_python(raw))
     except ValidationError as exc:
         for err in exc.errors():
             path = [*prefix, *err["loc"]]
-            shown = err.get("input")
-            msg = err["msg"]
-            if err["type"] not in ("missing",) and not isinstance(shown, dict | list):
-                msg += f" (got {shown!r})"
-            problems.append(Problem(
-                file=locator.find(host, var, path), host=host, field=_loc([var, *path]), message=msg,
-                fix=_FIXES.get(err["type"], f"see the {var} reference in inventory/README.md"),
-            ))
+            msg, fix = describe(err, model, f"see the {var} reference in inventory/README.md")
+            problems.append(Problem(file=locator.find(host, var, path), host=host, field=_loc([var, *path]),
+                                    message=msg, fix=fix))
         return None
+
+
+def describe(err: Any, model: Any, fix: str) -> tuple[str, str]:
+    """Message and fix for one pydantic error: the value shown (never a vaulted one), a near-miss for an unknown
+    key or enum value."""
+    value = err.get("input")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    kind = err["type"]
+    fix = _FIXES.get(kind, fix)
+    if is_vaulted(value):
+        # the message of a parser may quote the value: a vaulted one is a secret
+        msg = msg.replace(repr(str(value)), "<vaulted value>").replace(str(value), "<vaulted value>")
+    elif kind not in ("missing",) and not isinstance(value, dict | list) and repr(value) not in msg:
+        msg += f" (got {value!r})"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        hint = suggest(str(value), choices) if isinstance(value, str) and not is_vaulted(value) else ""
+        if hint:
+            fix = f"use {hint.strip(' ()')}"
+    elif kind == "extra_forbidden" and err["loc"]:
+        hint = suggest(str(err["loc"][-1]), _fields_at(model, err["loc"][:-1]))
+        if hint:
+            fix = f"correct its spelling: {hint.strip(' ()')}"
+    return msg, fix
+
+
+def _fields_at(model: Any, loc: Sequence[str | int]) -> list[str]:
+    """Field names of the model that ``loc`` points into (keys and indexes of containers are skipped)."""
+    current = model
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if isinstance(part, str) and fields and part in fields:
+            current = _model_in(fields[part].annotation) or current
+    fields = getattr(current, "model_fields", None) or {}
+    return [*fields, *(f.alias for f in fields.values() if f.alias)]
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+@cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -95,8 +121,10 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
         raise SiteError([Problem(file=source, message="the inventory has no hosts",
                                  fix="list the site's hosts in hosts.yml")])
 
-    # unknown bitten_* variables are typos until proven otherwise
-    known = SITE_VARS.keys() | HOST_VARS.keys()
+    # unknown bitten_* variables are typos until proven otherwise;
+    # site-wide variables come from the sections of the model (bitten.site.model.SECTIONS), per-host ones from Node
+    sections = {section.var: section for section in m.SECTIONS}
+    known = sections.keys() | m.HOST_VARS.keys()
     seen_unknown: set[tuple[str, str]] = set()
     for host in hosts:
         for var in data.hostvars[host]:
@@ -104,14 +132,20 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
                 where = locator.find(host, var)
                 if (where, var) not in seen_unknown:
                     seen_unknown.add((where, var))
+                    hint = suggest(var, known)
                     problems.append(Problem(file=where, host=host, field=var, message="unknown site variable",
-                                            fix="one of: " + ", ".join(sorted(known))))
+                                            fix=f"correct its spelling: {hint.strip(' ()')}" if hint
+                                            else "one of: " + ", ".join(sorted(known))))
 
-    # site-wide variables must agree on every host
+    # site-wide variables must agree on every host; one that failed to template on some host is invalid
+    invalid: set[str] = {var if var in sections else f"{var}@{host}" for host, var in data.invalid}
     site_raw: dict[str, Any] = {}
-    for var in SITE_VARS:
+    for var in sections:
         value = data.hostvars[reference].get(var) if reference else None
         site_raw[var] = value
+        if var in invalid:
+            site_raw[var] = None
+            continue
         for host in hosts:
             other = data.hostvars[host].get(var)
             if not _same(value, other):
@@ -120,106 +154,91 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
                     message="site-wide variable differs from the value other hosts see",
                     fix="set site-wide variables once, in group_vars/all"))
                 break
-    for var in REQUIRED_SITE_VARS:
-        if site_raw[var] is None:
-            problems.append(Problem(file=source, field=var, message=f"required: {SITE_VARS[var]}",
+    for var, section in sections.items():
+        if section.required and site_raw[var] is None and var not in invalid:
+            problems.append(Problem(file=source, field=var, message=f"required: {section.description}",
                                     fix=f"define {var} in group_vars/all (see inventory/README.md)"))
 
-    def site_part(model: type[T], var: str, default: Any = None) -> T | None:
-        raw = site_raw.get(var)
-        if raw is None:
-            raw = default
-        if raw is None:
-            return None
-        return validate_into(model, raw, var=var, host=None, locator=locator, problems=problems)
-
-    info = site_part(m.SiteInfo, "bitten_site")
-    slurm = site_part(m.SlurmSettings, "bitten_slurm")
-    cooling = site_part(m.Cooling, "bitten_cooling", {})
-    ucloud = site_part(m.UCloud, "bitten_ucloud")
-    provision = site_part(m.Provision, "bitten_provision")
-    lab = site_part(m.Lab, "bitten_lab")
-    profiles = _mapping_of(m.HardwareProfile, site_raw.get("bitten_hardware_profiles") or {},
-                           "bitten_hardware_profiles", locator, problems)
-    partitions = _list_of(m.Partition, site_raw.get("bitten_partitions") or [], "bitten_partitions", locator,
-                          problems)
-    qos = _list_of(m.Qos, site_raw.get("bitten_qos") or [], "bitten_qos", locator, problems)
-    accounts = _list_of(m.Account, site_raw.get("bitten_accounts") or [], "bitten_accounts", locator, problems)
-    assumptions = site_raw.get("bitten_assumptions") or []
+    values: dict[str, Any] = {}
+    stand_ins: dict[str, Any] = {}
+    for section in sections.values():
+        before = len(problems)
+        value = _validate_section(section, site_raw.get(section.var), locator, problems)
+        if len(problems) > before:
+            invalid.add(section.var)
+        if value is not None:
+            values[section.field] = value
+        elif section.stand_in is not None:
+            stand_ins[section.field] = section.model.model_construct(**section.stand_in)
 
     groups = {g: tuple(sorted(h)) for g, h in data.groups.items() if g not in ("all", "ungrouped")}
+    member_of: dict[str, list[str]] = {host: [] for host in hosts}
+    for group, members in sorted(groups.items()):
+        for host in members:
+            member_of.setdefault(host, []).append(group)
     nodes: dict[str, m.Node] = {}
+    partial: dict[str, m.Node] = {}
     for host in hosts:
         hv = data.hostvars[host]
-        raw_node = {
-            "name": host,
-            "groups": tuple(sorted(g for g, members in groups.items() if host in members)),
-            "ip": hv.get("bitten_ip"),
-            "hardware_profile": hv.get("bitten_hardware_profile"),
-            "bmc": hv.get("bitten_bmc"),
-            "boot_mac": hv.get("bitten_boot_mac"),
-            "cooling_loop": hv.get("bitten_cooling_loop"),
-        }
-        node = _validate_node(raw_node, host, locator, problems)
+        raw_node: dict[str, Any] = {"name": host, "groups": tuple(member_of[host])}
+        raw_node.update({field: hv.get(var) for var, (field, _description) in m.HOST_VARS.items()})
+        node, failed = _validate_node(raw_node, host, locator, problems,
+                                      skip={var for var in m.HOST_VARS if f"{var}@{host}" in invalid})
+        invalid.update(f"{var}@{host}" for var in failed)
         if node is not None:
             nodes[host] = node
+        else:
+            partial[host] = _partial_node(raw_node, failed)
 
-    # Cross-check what did validate, so that one run reports every problem; names that are declared but
-    # invalid count as declared (their own errors are already reported), hosts that failed are left out.
-    groups = {g: tuple(h for h in members if h in nodes) for g, members in groups.items()}
-    site = m.Site.model_construct(
-        info=info or m.SiteInfo.model_construct(name="invalid", domain="invalid"),
-        nodes=nodes, groups=groups, hardware_profiles=profiles,
-        slurm=slurm or m.SlurmSettings.model_construct(cluster_name="invalid"),
-        partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, provision=provision, lab=lab,
-        assumptions=tuple(str(a) for a in assumptions),
-    )
-    problems.extend(run_checks(site, locator, _declared(site_raw), checks))
+    # Cross-check everything, so that one run reports every problem. Names that are declared but invalid count as
+    # declared, and a node with an invalid field takes part with its valid ones (its own errors are reported
+    # already; declared["invalid"] names what failed, so that no check reports a follow-on of it).
+    declared = _declared(site_raw)
+    declared["invalid"] = invalid
+    site = m.Site.model_construct(nodes={**nodes, **partial}, groups=groups, **{**values, **stand_ins})
+    problems.extend(run_checks(site, locator, declared, checks))
     if problems:
         raise SiteError(problems)
-    assert info is not None and slurm is not None
-    return m.Site(
-        info=info, nodes=nodes, groups=groups, hardware_profiles=profiles, slurm=slurm,
-        partitions=tuple(partitions), qos=tuple(qos), accounts=tuple(accounts),
-        cooling=cooling or m.Cooling(), ucloud=ucloud, provision=provision, lab=lab,
-        assumptions=tuple(str(a) for a in assumptions),
-    )
+    return m.Site(nodes=nodes, groups=groups, **values)
 
 
-def _keys(value: Any) -> set[str]:
-    return {str(k) for k in value} if isinstance(value, Mapping) else set()
+def _validate_section(section: m.Section, raw: Any, locator: Locator, problems: list[Problem]) -> Any:
+    """A section's value (None when absent without a default, or invalid as a whole); entries of a mapping or list
+    are validated one by one, so that the valid ones take part in the cross-checks."""
+    if raw is None:
+        raw = section.default
+    if raw is None:
+        return {} if section.shape == "mapping" else () if section.shape == "list" else None
+    if section.shape == "mapping":
+        return _mapping_of(section.model, raw, section.var, locator, problems)
+    if section.shape == "list":
+        return tuple(_list_of(section.model, raw, section.var, locator, problems))
+    return validate_into(section.model, raw, var=section.var, host=None, locator=locator, problems=problems)
 
 
 def _declared(site_raw: Mapping[str, Any]) -> dict[str, set[str]]:
-    """Names each site-wide section declares, valid or not."""
-    cooling = site_raw.get("bitten_cooling") or {}
-    cooling = cooling if isinstance(cooling, Mapping) else {}
-    provision = site_raw.get("bitten_provision") or {}
-    provision = provision if isinstance(provision, Mapping) else {}
-
-    def names(var: str) -> set[str]:
-        raw = site_raw.get(var) or []
-        return {str(i.get("name")) for i in raw if isinstance(i, Mapping)} if isinstance(raw, list) else set()
-
-    return {
-        "profiles": _keys(site_raw.get("bitten_hardware_profiles")),
-        "partitions": names("bitten_partitions"),
-        "qos": names("bitten_qos"),
-        **{section: _keys(cooling.get(section)) for section in
-           ("coolants", "cdus", "heat_meters", "meters", "register_maps", "loops")},
-        "provision_images": _keys(provision.get("images")),
-    }
+    """Names each site-wide section declares, valid or not (each section says which: Section.declares)."""
+    declared: dict[str, set[str]] = {kind: set() for section in m.SECTIONS for kind in section.declares}
+    for section in m.SECTIONS:
+        for kind, read in section.declares.items():
+            declared.setdefault(kind, set()).update(read(site_raw.get(section.var)))
+    return declared
 
 
-_NODE_VAR = {"ip": "bitten_ip", "hardware_profile": "bitten_hardware_profile", "bmc": "bitten_bmc",
-             "boot_mac": "bitten_boot_mac", "cooling_loop": "bitten_cooling_loop"}
+#: Node field -> the host variable it comes from
+_NODE_VAR = {field: var for var, (field, _description) in m.HOST_VARS.items()}
 
 
-def _validate_node(raw: dict[str, Any], host: str, locator: Locator, problems: list[Problem]) -> m.Node | None:
+def _validate_node(raw: dict[str, Any], host: str, locator: Locator, problems: list[Problem],
+                   skip: set[str]) -> tuple[m.Node | None, set[str]]:
+    """The node, or None and the host variables that failed. ``skip``: variables that failed already (they did not
+    template): not validated, not reported again."""
+    if skip:
+        return None, set(skip)
     try:
-        return m.Node.model_validate(raw)
+        return m.Node.model_validate(raw), set()
     except ValidationError as exc:
+        failed: set[str] = set()
         for err in exc.errors():
             first, *rest = err["loc"]
             if first == "name":
@@ -228,14 +247,35 @@ def _validate_node(raw: dict[str, Any], host: str, locator: Locator, problems: l
                                         fix="use lower-case letters, digits and '-', at most 63 characters"))
                 continue
             var = _NODE_VAR.get(str(first), str(first))
+            failed.add(var)
             if err["type"] == "missing" or (err["input"] is None and not rest):
-                msg, fix = f"required: {HOST_VARS.get(var, var)}", f"set {var} for this host or its group"
+                what = m.HOST_VARS[var][1] if var in m.HOST_VARS else var
+                msg, fix = f"required: {what}", f"set {var} for this host or its group"
             else:
-                msg = err["msg"] if repr(err["input"]) in err["msg"] else f"{err['msg']} (got {err['input']!r})"
-                fix = _FIXES.get(err["type"], f"see {var} in inventory/README.md")
+                msg, fix = describe(err, m.Node, f"see {var} in inventory/README.md")
             problems.append(Problem(file=locator.find(host, var, rest), host=host, field=_loc([var, *rest]),
                                     message=msg, fix=fix))
-        return None
+        return None, failed
+
+
+@cache
+def _partial_model() -> type[m.Node]:
+    """Node with every field optional: what validated of a node whose other fields did not."""
+    fields: dict[str, Any] = {name: (cast(Any, info.annotation) | None, None)
+                              for name, info in m.Node.model_fields.items() if name not in ("name", "groups")}
+    return cast(type[m.Node], create_model("PartialNode", __base__=m.Node, **fields))
+
+
+def _partial_node(raw: dict[str, Any], failed: set[str]) -> m.Node:
+    """A stand-in for an invalid node in the cross-checks: its valid fields, None for the others."""
+    keep = {k: v for k, v in raw.items() if _NODE_VAR.get(k, k) not in failed and v is not None}
+    values: dict[str, Any] = {"name": raw["name"], "groups": raw["groups"]}
+    try:
+        valid = _partial_model().model_validate(keep)
+        values = {name: getattr(valid, name) for name in m.Node.model_fields}
+    except ValidationError:
+        values.update({name: None for name in m.Node.model_fields if name not in values})
+    return m.Node.model_construct(**values)
 
 
 def _mapping_of(model: type[T], raw: Any, var: str, locator: Locator, problems: list[Problem]) -> dict[str, T]:

@@ -25,6 +25,8 @@ class Locator:
         fallback = self.data.host_files.get(owner or "", self.data.sources[0] if self.data.sources else "?")
         if owner is None:
             return fallback
+        if self.data.locate is not None:
+            return self.data.locate(owner, var, path) or fallback
         value: Any = self.data.hostvars.get(owner, {}).get(var)
         best = origin_of(value)
         for key in path:

@@ -26,6 +26,22 @@ def origin_of(value: Any) -> str | None:
     return f"{tag.path}:{tag.line_num}" if tag.line_num else str(tag.path)
 
 
+def is_vaulted(value: Any) -> bool:
+    """Whether ``value`` is (or holds) an ansible-vault value: ciphertext, or plaintext decrypted from it. Neither
+    is ever shown in a message."""
+    if isinstance(value, dict):
+        return any(is_vaulted(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(is_vaulted(v) for v in value)
+    if type(value).__name__ == "EncryptedString":
+        return True
+    try:
+        from ansible._internal._datatag._tags import VaultedValue
+    except ImportError:  # pragma: no cover - older ansible-core
+        return False
+    return bool(VaultedValue.is_tagged_on(value))
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with a site description."""

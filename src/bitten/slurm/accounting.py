@@ -12,11 +12,10 @@ and the commands on the accounting host.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bitten.site.model import Account, Qos, Site
+from bitten.site.model import Account, Qos, Site, values
 
 SACCTMGR = ("sacctmgr", "--immediate")
 QOS_FORMAT = "Name,Description,Priority,MaxWall,MaxTRESPU,MaxJobsPU,GrpTRES,Flags"
@@ -71,7 +70,7 @@ class AssocRow:
 
 
 @dataclass
-class State:
+class AccountingState:
     clusters: set[str] = field(default_factory=set)
     qos: dict[str, QosRow] = field(default_factory=dict)
     #: account -> (description, organization)
@@ -94,9 +93,9 @@ def _rows(text: str, width: int) -> Iterable[list[str]]:
         yield [c.strip() for c in cells[:width]]
 
 
-def parse_state(outputs: Mapping[str, str]) -> State:
-    """State from the outputs of ``queries()`` (same keys)."""
-    state = State()
+def parse_state(outputs: Mapping[str, str]) -> AccountingState:
+    """AccountingState from the outputs of ``queries()`` (same keys)."""
+    state = AccountingState()
     for (name,) in _rows(outputs.get("clusters", ""), 1):
         state.clusters.add(name)
     for cells in _rows(outputs.get("qos", ""), 8):
@@ -120,55 +119,24 @@ def parse_tres(text: str) -> set[str]:
 
 # --- value normalisation -----------------------------------------------------------------------------------
 
-_TIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<rest>[\d:]+)?$")
-
-
 def wall_seconds(value: str | None) -> int | None:
-    """A Slurm time limit in seconds (None: unlimited). Accepts every form sbatch(1) documents:
-    M, M:S, H:M:S, D-H, D-H:M, D-H:M:S."""
-    if value is None:
+    """A Slurm time limit in seconds (None: unlimited, or empty as sacctmgr prints an unset limit), parsed by the
+    site model's parser (bitten.site.model.values.slurm_seconds)."""
+    if value is None or not value.strip():
         return None
-    text = value.strip()
-    if text.lower() in ("", "-1", "unlimited", "infinite", "none"):
-        return None
-    match = _TIME.match(text)
-    if not match:
-        raise AccountingError(f"{value!r} is not a Slurm time (use e.g. 30, 01:00:00 or 2-00:00:00)")
-    parts = [int(p) for p in (match["rest"] or "0").split(":")]
-    if len(parts) > 3:
-        raise AccountingError(f"{value!r} is not a Slurm time (at most H:M:S after the days)")
-    if match["d"] is not None:
-        days = int(match["d"])
-        h, m, s = [*parts, 0, 0, 0][:3]
-        return ((days * 24 + h) * 60 + m) * 60 + s
-    if len(parts) == 1:
-        return parts[0] * 60
-    if len(parts) == 2:
-        return parts[0] * 60 + parts[1]
-    return (parts[0] * 60 + parts[1]) * 60 + parts[2]
-
-
-_UNITS = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024, "p": 1024 ** 3}
+    try:
+        return values.slurm_seconds(value)
+    except ValueError as exc:
+        raise AccountingError(str(exc)) from None
 
 
 def tres(value: str | None) -> dict[str, str]:
-    """A TRES string as {name: normalised count}: 'gres/gpu=4,mem=1G' -> {'gres/gpu': '4', 'mem': '1024'}."""
-    out: dict[str, str] = {}
-    for item in (value or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise AccountingError(f"{item!r} in {value!r} is not NAME=COUNT (e.g. gres/gpu=8 or cpu=128)")
-        name, _, count = item.partition("=")
-        name = name.strip().lower()
-        count = count.strip()
-        if name == "mem":
-            match = re.fullmatch(r"(\d+(?:\.\d+)?)([kmgtp]?)", count.lower())
-            if match:
-                count = str(round(float(match[1]) * _UNITS[match[2]]))
-        out[name] = count
-    return out
+    """A TRES string as {name: normalised count}: 'gres/gpu=4,mem=1G' -> {'gres/gpu': '4', 'mem': '1024'} (the site
+    model's parser, bitten.site.model.values.tres)."""
+    try:
+        return values.tres(value)
+    except ValueError as exc:
+        raise AccountingError(str(exc)) from None
 
 
 def _int_or_none(value: str | int | None) -> int | None:
@@ -195,7 +163,7 @@ class UserSpec:
 
 
 @dataclass(frozen=True)
-class Desired:
+class DesiredAccounting:
     cluster: str
     qos: tuple[Qos, ...] = ()
     accounts: tuple[Account, ...] = ()
@@ -203,7 +171,7 @@ class Desired:
 
 
 def desired_from_site(site: Site, extra_users: Sequence[Mapping[str, object]] = (), *,
-                      with_site: bool = True) -> Desired:
+                      with_site: bool = True) -> DesiredAccounting:
     """The inventory's cluster, QoS and accounts, its accounts' users, and ``extra_users`` (role variables).
 
     ``with_site`` False: only the cluster and ``extra_users`` (for roles that add a service user).
@@ -227,11 +195,11 @@ def desired_from_site(site: Site, extra_users: Sequence[Mapping[str, object]] = 
             str(level) if level else spec.admin_level,
         )
     if not with_site:
-        return Desired(site.slurm.cluster_name, users=tuple(users.values()))
-    return Desired(site.slurm.cluster_name, site.qos, site.accounts, tuple(users.values()))
+        return DesiredAccounting(site.slurm.cluster_name, users=tuple(users.values()))
+    return DesiredAccounting(site.slurm.cluster_name, site.qos, site.accounts, tuple(users.values()))
 
 
-def unknown_tres(desired: Desired, known: set[str]) -> dict[str, set[str]]:
+def unknown_tres(desired: DesiredAccounting, known: set[str]) -> dict[str, set[str]]:
     """QoS name -> TRES its limits use that slurmdbd does not know (yet)."""
     out: dict[str, set[str]] = {}
     for qos in desired.qos:
@@ -304,7 +272,7 @@ def _account_order(accounts: Sequence[Account]) -> list[Account]:
     return ordered
 
 
-def plan(desired: Desired, state: State) -> list[list[str]]:
+def plan(desired: DesiredAccounting, state: AccountingState) -> list[list[str]]:
     """sacctmgr commands (argv lists, in order) that bring ``state`` to ``desired``; empty when nothing differs."""
     cluster = desired.cluster
     commands: list[list[str]] = []
@@ -332,7 +300,7 @@ def plan(desired: Desired, state: State) -> list[list[str]]:
     return commands
 
 
-def _account_commands(cluster: str, account: Account, state: State) -> list[list[str]]:
+def _account_commands(cluster: str, account: Account, state: AccountingState) -> list[list[str]]:
     if account.default_qos and account.qos and account.default_qos not in account.qos:
         raise AccountingError(f"account {account.name}: default_qos {account.default_qos!r} is not in its qos "
                               f"list {list(account.qos)}; add it there")
@@ -370,7 +338,7 @@ def _account_commands(cluster: str, account: Account, state: State) -> list[list
     return commands
 
 
-def _user_commands(cluster: str, user: UserSpec, state: State, known_accounts: set[str]) -> list[list[str]]:
+def _user_commands(cluster: str, user: UserSpec, state: AccountingState, known_accounts: set[str]) -> list[list[str]]:
     level = None
     if user.admin_level is not None:
         level = ADMIN_LEVELS.get(user.admin_level.lower())

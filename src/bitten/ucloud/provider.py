@@ -17,7 +17,7 @@ UPDATABLE = ("domain", "port", "https")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RegistrationOutcome:
     provider: Provider
     #: "created", "adopted" (existed already, matched), "updated"
     action: str
@@ -39,12 +39,12 @@ def differences(current: ProviderSpec, wanted: ProviderSpec) -> list[str]:
 
 
 def ensure(client: CoreClient, wanted: ProviderSpec, admin_token: str, project: str,
-           *, check_only: bool = False) -> Outcome:
+           *, check_only: bool = False) -> RegistrationOutcome:
     """Make the provider on Core match ``wanted``; with ``check_only`` report what would happen."""
     existing = client.find_provider(wanted.name, admin_token)
     if existing is None:
         if check_only:
-            return Outcome(Provider("", wanted, "", ""), "created")
+            return RegistrationOutcome(Provider("", wanted, "", ""), "created")
         try:
             resource_id = client.create_provider(wanted, admin_token, project)
         except CoreConflict:
@@ -53,13 +53,14 @@ def ensure(client: CoreClient, wanted: ProviderSpec, admin_token: str, project: 
             if found is None:
                 raise
             resource_id = found.resource_id
-        return Outcome(client.retrieve_provider(resource_id, admin_token), "created")
+        return RegistrationOutcome(client.retrieve_provider(resource_id, admin_token), "created")
     if not differences(existing.spec, wanted):
-        return Outcome(existing, "adopted")
+        return RegistrationOutcome(existing, "adopted")
     if check_only:
-        return Outcome(Provider(existing.resource_id, wanted, existing.refresh_token, existing.public_key), "updated")
+        return RegistrationOutcome(Provider(existing.resource_id, wanted, existing.refresh_token, existing.public_key),
+                                   "updated")
     client.update_provider(existing.resource_id, wanted, admin_token)
-    return Outcome(client.retrieve_provider(existing.resource_id, admin_token), "updated")
+    return RegistrationOutcome(client.retrieve_provider(existing.resource_id, admin_token), "updated")
 
 
 def read(client: CoreClient, resource_id: str, admin_token: str) -> Provider | None:

@@ -106,16 +106,23 @@ class RedfishConnector(Connector):  # type: ignore[misc]
         self._sleep = sleep
         self._clock = clock
         self._preloaded: dict[str, _Preloaded] = {}
+        #: path -> its checked absolute URL (a run asks for the same few paths again and again)
+        self._resolved: dict[str, str] = {}
 
     # --- addresses ------------------------------------------------------------------------------------------
     def url_for(self, path: str) -> str:
         """The absolute URL of ``path`` (relative or absolute), refused when it leaves the endpoint's origin."""
+        known = self._resolved.get(path)
+        if known is not None:
+            return known
         url = str(urljoin(self._url, path) if path else self._url)
         if origin_of(url) != self.origin:
             raise RedfishForeignOrigin(self.endpoint.where, f"{_short(path)} is on another origin than "
                                        f"{self.endpoint.url}: nothing was sent there",
                                        fix="a device should link to its own resources; check its configuration "
                                        "(a proxy or a rewritten @odata.id)")
+        if len(self._resolved) < 1024:
+            self._resolved[path] = url
         return url
 
     def preload(self, path: str, document: dict[str, Any], headers: Mapping[str, str] | None = None) -> None:

@@ -6,7 +6,13 @@ Pump, Filter and LeakDetection schemas (as in the DMTF public-cooling-unit mocku
 pymodbus through the site's own register maps. The physics: IT power P -> cold plates capture ``capture`` of it
 into the rack loop; flow follows the load between a minimum and the rated flow; return = supply + Q/(rho cp V);
 the facility side carries the heat (minus small losses) to the district-heating meter. ``/sim/...`` (not Redfish)
-lets a test or `bitten cooling leak` inject faults: a leak, a failed pump, low flow, a hot supply.
+lets a test or `bitten cooling leak` inject faults: a leak, a failed pump, low flow, a hot supply; and what real
+devices do wrong: a sensor reading NaN, null, Infinity, a string or nothing at all (``sensors``), an answer that
+drips one byte at a time (``drip_s``), an answer of 100 MiB (``pad_bytes``), links to another origin
+(``link_origin``), a session the service forgets.
+
+Like real services it offers ``$expand`` (``.``, ``*`` and ``$levels``, announced in ProtocolFeaturesSupported),
+sessions (Links.Sessions, DELETE on logout) and server-sent events.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from bitten.cooling.physics import table_properties
 from bitten.lab.httpserve import Server, serve
@@ -95,10 +101,23 @@ class Load:
 
 @dataclass
 class Faults:
-    leak: bool = False
+    #: True or "Critical": a critical leak; "Warning": a leak a detector reports as a warning
+    leak: bool | str = False
     pump_failed: bool = False
     flow_lpm: float | None = None
     supply_c: float | None = None
+    #: sensor -> what it reads instead of its value: any JSON value, or "@nan", "@inf", "@missing" (the property is
+    #: absent). Sensors: primary.flow, primary.supply, primary.return, primary.heat, secondary.flow,
+    #: secondary.supply, secondary.return, secondary.heat, leak (every DetectorState), pump.1, pump.2
+    #: (Status.Health; "@missing" drops Health and State), coolant.density, coolant.specific_heat, conditions
+    #: (only "@missing": the CDU's Status.Conditions)
+    sensors: dict[str, Any] = field(default_factory=dict)
+    #: answer this CDU's documents one byte every drip_s seconds
+    drip_s: float | None = None
+    #: pad this CDU's document with this many bytes (streamed, never held in memory)
+    pad_bytes: int = 0
+    #: whether the padded answer declares its Content-Length (False: the body ends when the connection closes)
+    pad_declared: bool = True
 
 
 @dataclass
@@ -183,6 +202,41 @@ def _reading(value: float, sensor: str) -> dict[str, Any]:
     return {"Reading": round(value, 2), "DataSourceUri": f"{R}/Chassis/CDU/Sensors/{sensor}"}
 
 
+MISSING = "@missing"
+_TOKENS: dict[str, float] = {"@nan": math.nan, "@inf": math.inf, "@-inf": -math.inf}
+#: connector sensor -> its property
+_CONNECTOR_SENSORS = {"flow": "FlowLitersPerMinute", "supply": "SupplyTemperatureCelsius",
+                      "return": "ReturnTemperatureCelsius", "heat": "HeatRemovedkW"}
+#: properties never expanded: references to other resources, not subordinates
+_NOT_EXPANDED = frozenset({"Links", "OriginOfCondition", "RelatedItem"})
+
+
+def _fault_value(value: Any) -> Any:
+    return _TOKENS.get(value, value) if isinstance(value, str) else value
+
+
+def _apply_reading(doc: dict[str, Any], key: str, value: Any) -> None:
+    if value == MISSING:
+        doc.pop(key, None)
+    elif isinstance(doc.get(key), dict):
+        doc[key]["Reading"] = _fault_value(value)
+    else:
+        doc[key] = {"Reading": _fault_value(value)}
+
+
+def _parse_expand(query: str) -> tuple[str, int] | None:
+    """``$expand=.($levels=3)`` -> (".", 3); ``*`` or ``.`` without levels -> 1; None without $expand."""
+    values = parse_qs(query, keep_blank_values=True).get("$expand")
+    if not values:
+        return None
+    text = values[0].strip()
+    kind, levels = text[:1], 1
+    if "$levels=" in text:
+        digits = text.split("$levels=", 1)[1].rstrip(")").strip()
+        levels = int(digits) if digits.isdigit() else 1
+    return (kind, levels) if kind in ".*~" else None
+
+
 class CduSimulator:
     """``count`` CDUs with ids 1..count on one service (one plant each); server-sent events on changes."""
 
@@ -194,6 +248,22 @@ class CduSimulator:
         self.event_id = 0
         self.setpoint_bounds = (20.0, 45.0)
         self.tokens: set[str] = set()
+        #: session id -> token
+        self.sessions: dict[str, str] = {}
+        self.sessions_deleted = 0
+        #: offer $expand (announced in the service root's ProtocolFeaturesSupported)
+        self.expand = True
+        #: the links this service gives point to another origin (scheme://host:port): a hostile or misconfigured
+        #: device; the agent must not follow them
+        self.link_origin: str | None = None
+        #: requests per path (to see what a client fetched)
+        self.hits: dict[str, int] = {}
+        self.hits_lock = threading.Lock()
+
+    def forget_sessions(self) -> None:
+        """The service restarted or expired every session."""
+        self.tokens.clear()
+        self.sessions.clear()
 
     # --- events ---
     def emit(self, message_id: str, message: str, origin: str, severity: str = "Critical") -> None:
@@ -218,8 +288,10 @@ class CduSimulator:
                 setattr(plant.faults, key, value)
             faults = dict(plant.faults.__dict__)
         if changes.get("leak"):
-            self.emit("LeakDetectedCritical", "A critical leak was detected by Moisture.",
-                      f"{path}/LeakDetection/LeakDetectors/Moisture")
+            warning = changes["leak"] == "Warning"
+            self.emit("LeakDetectedWarning" if warning else "LeakDetectedCritical",
+                      f"A {'warning' if warning else 'critical'} leak was detected by Moisture.",
+                      f"{path}/LeakDetection/LeakDetectors/Moisture", severity="Warning" if warning else "Critical")
         if changes.get("pump_failed"):
             self.emit("PumpFailed", "Pump '2' has failed.", f"{path}/Pumps/2")
         if changes.get("flow_lpm") is not None:
@@ -237,9 +309,23 @@ class CduSimulator:
         path = path.rstrip("/")
         n = len(self.plants)
         if path in (R, ""):
-            return {"@odata.type": "#ServiceRoot.v1_20_0.ServiceRoot", "@odata.id": f"{R}/", "Id": "RootService",
-                    "Name": "bitten CDU simulator", "RedfishVersion": "1.20.0",
-                    "ThermalEquipment": _ref(f"{R}/ThermalEquipment"), "EventService": _ref(f"{R}/EventService")}
+            root: dict[str, Any] = {
+                "@odata.type": "#ServiceRoot.v1_20_0.ServiceRoot", "@odata.id": f"{R}/", "Id": "RootService",
+                "Name": "bitten CDU simulator", "RedfishVersion": "1.20.0",
+                "ThermalEquipment": _ref(f"{R}/ThermalEquipment"), "EventService": _ref(f"{R}/EventService"),
+                "SessionService": _ref(f"{R}/SessionService"),
+                "Links": {"Sessions": _ref(f"{R}/SessionService/Sessions")}}
+            if self.expand:
+                root["ProtocolFeaturesSupported"] = {"ExpandQuery": {
+                    "ExpandAll": True, "Levels": True, "Links": False, "NoLinks": True, "MaxLevels": 6}}
+            return root
+        if path == f"{R}/SessionService":
+            return {"@odata.type": "#SessionService.v1_1_9.SessionService", "@odata.id": path, "Id": "SessionService",
+                    "Name": "Session Service", "ServiceEnabled": True, "SessionTimeout": 600,
+                    "Sessions": _ref(f"{path}/Sessions")}
+        if path == f"{R}/SessionService/Sessions":
+            return _collection(path, "#SessionCollection.SessionCollection",
+                               [f"{path}/{sid}" for sid in sorted(self.sessions)])
         if path == f"{R}/ThermalEquipment":
             return {"@odata.type": "#ThermalEquipment.v1_2_0.ThermalEquipment", "@odata.id": path,
                     "Id": "ThermalEquipment", "Name": "Cooling Equipment", "CDUs": _ref(f"{path}/CDUs")}
@@ -259,17 +345,101 @@ class CduSimulator:
         plant = self.plants[int(cdu_id) - 1]
         s = plant.advance()
         base = prefix + cdu_id
-        return self._cdu_document(base, rest, plant, s)
+        doc = self._cdu_document(base, rest, plant, s)
+        if doc is not None and plant.faults.sensors:
+            self._sensor_faults(rest, doc, plant.faults.sensors)
+        return doc
+
+    def cdu_of(self, path: str) -> Plant | None:
+        """The plant whose CDU a path belongs to (None for the service's own documents)."""
+        prefix = f"{R}/ThermalEquipment/CDUs/"
+        if not path.startswith(prefix):
+            return None
+        cdu_id = path[len(prefix):].split("/")[0]
+        return self.plants[int(cdu_id) - 1] if cdu_id.isdigit() and 1 <= int(cdu_id) <= len(self.plants) else None
+
+    @staticmethod
+    def _sensor_faults(rest: str, doc: dict[str, Any], sensors: dict[str, Any]) -> None:
+        for sensor, value in sensors.items():
+            part, _, what = sensor.partition(".")
+            if part in ("primary", "secondary") and rest == f"{part.capitalize()}CoolantConnectors/1":
+                _apply_reading(doc, _CONNECTOR_SENSORS[what], value)
+            elif part == "leak" and rest.startswith("LeakDetection"):
+                detectors = [d for g in doc.get("LeakDetectorGroups", []) for d in g.get("Detectors", [])]
+                if "DetectorState" in doc:
+                    detectors.append(doc)
+                for det in detectors:
+                    if value == MISSING:
+                        det.pop("DetectorState", None)
+                    else:
+                        det["DetectorState"] = _fault_value(value)
+            elif part == "pump" and rest == f"Pumps/{what}":
+                if value == MISSING:
+                    doc["Status"] = {}
+                else:
+                    doc["Status"]["Health"] = _fault_value(value)
+                    doc["Status"]["State"] = "Enabled"
+            elif part == "conditions" and rest == "" and value == MISSING:
+                doc["Status"].pop("Conditions", None)
+            elif part == "coolant" and rest == "":
+                key = {"density": "DensityKgPerCubicMeter", "specific_heat": "SpecificHeatkJoulesPerKgK"}[what]
+                if value == MISSING:
+                    doc["Coolant"].pop(key, None)
+                else:
+                    doc["Coolant"][key] = _fault_value(value)
+
+    def expanded(self, doc: dict[str, Any], kind: str, levels: int) -> dict[str, Any]:
+        """``doc`` with its subordinate resources in place of their links, ``levels`` deep (``.``: not under
+        Links; ``*`` and ``~``: every link, as far as this service has the document)."""
+        if levels <= 0:
+            return doc
+        own = str(doc.get("@odata.id", "")).rstrip("/")
+
+        def walk(value: Any, key: str) -> Any:
+            if isinstance(value, dict):
+                target = value.get("@odata.id")
+                if set(value) == {"@odata.id"} and isinstance(target, str) and key not in _NOT_EXPANDED:
+                    sub = target.rstrip("/")
+                    if kind != "." or sub.startswith(own + "/"):
+                        found = self.document(sub)
+                        if found is not None:
+                            return self.expanded(found, kind, levels - 1)
+                    return value
+                if key == "Links" and kind == ".":
+                    return value
+                return {k: walk(v, k) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v, key) for v in value]
+            return value
+
+        return {k: (walk(v, k) if k != "@odata.id" else v) for k, v in doc.items()}
+
+    def foreign(self, doc: Any, top: bool = True) -> Any:
+        """Every link in ``doc`` as an absolute URL on link_origin (the document's own @odata.id stays)."""
+        if self.link_origin is None:
+            return doc
+        if isinstance(doc, dict):
+            out = {}
+            for k, v in doc.items():
+                if k in ("@odata.id", "ServerSentEventUri") and isinstance(v, str) and v.startswith("/") and \
+                        not (top and k == "@odata.id"):
+                    out[k] = self.link_origin + v
+                else:
+                    out[k] = self.foreign(v, top=False)
+            return out
+        if isinstance(doc, list):
+            return [self.foreign(v, top=False) for v in doc]
+        return doc
 
     def _cdu_document(self, base: str, rest: str, plant: Plant, s: PlantState) -> dict[str, Any] | None:
         f = plant.faults
         props = table_properties(plant.coolant_type, plant.additive_percent, (s.supply_c + s.return_c) / 2)
-        leak_state = "Critical" if f.leak else "OK"
+        leak_state = "Warning" if f.leak == "Warning" else "Critical" if f.leak else "OK"
         if rest == "":
             conditions = []
             if f.leak:
-                conditions.append({"MessageId": "Environmental.1.2.LeakDetectedCritical", "Severity": "Critical",
-                                   "Message": "A critical leak was detected by Moisture.",
+                conditions.append({"MessageId": f"Environmental.1.2.LeakDetected{leak_state}", "Severity": leak_state,
+                                   "Message": f"A {leak_state.lower()} leak was detected by Moisture.",
                                    "OriginOfCondition": _ref(f"{base}/LeakDetection/LeakDetectors/Moisture")})
             if f.pump_failed:
                 conditions.append({"MessageId": "Environmental.1.2.PumpFailed", "Severity": "Critical",
@@ -369,6 +539,12 @@ class CduSimulator:
         return 204, ""
 
 
+def _error(message_id: str, message: str) -> dict[str, Any]:
+    """A Redfish error body (DSP0266 9.6: error.code, error.message, @Message.ExtendedInfo)."""
+    return {"error": {"code": f"Base.1.0.{message_id}", "message": message,
+                      "@Message.ExtendedInfo": [{"MessageId": f"Base.1.0.{message_id}", "Message": message}]}}
+
+
 def _collection(path: str, odata_type: str, members: list[str]) -> dict[str, Any]:
     return {"@odata.type": odata_type, "@odata.id": path, "Name": path.rsplit("/", 1)[-1],
             "Members@odata.count": len(members), "Members": [_ref(m) for m in members]}
@@ -393,18 +569,43 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
                 user, _, pw = b64decode(header[6:]).decode("utf-8", "replace").partition(":")
                 if user == sim.username and pw == sim.password:
                     return True
-            self._send(401, {"error": "authentication required"}, {"WWW-Authenticate": 'Basic realm="cdu"'})
+            self._send(401, _error("NoValidSession", "authentication required"),
+                       {"WWW-Authenticate": 'Basic realm="cdu"'})
             return False
 
-        def _send(self, code: int, doc: Any, headers: dict[str, str] | None = None) -> None:
-            body = json.dumps(doc).encode() if doc is not None else b""
+        def _send(self, code: int, doc: Any, headers: dict[str, str] | None = None, plant: Plant | None = None
+                  ) -> None:
+            body = json.dumps(sim.foreign(doc)).encode() if doc is not None else b""
+            faults = plant.faults if plant is not None else Faults()
+            pad = faults.pad_bytes if code == 200 and body.endswith(b"}") else 0
+            prefix, suffix = (body[:-1] + b', "Oem": {"Padding": "', b'"}}') if pad else (body, b"")
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            if pad and not faults.pad_declared:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(len(prefix) + pad + len(suffix)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(body)
+            drip = faults.drip_s  # once: a test may change it while this answer drips
+            try:
+                if drip:
+                    for i in range(len(prefix)):
+                        self.wfile.write(prefix[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(drip)
+                else:
+                    self.wfile.write(prefix)
+                chunk = b"x" * 65536
+                left = pad
+                while left > 0:
+                    self.wfile.write(chunk[:min(left, len(chunk))])
+                    left -= len(chunk)
+                self.wfile.write(suffix)
+            except OSError:
+                self.close_connection = True  # the client gave up (as it should on a dripping device)
 
         def _body(self) -> dict[str, Any]:
             length = int(self.headers.get("Content-Length") or 0)
@@ -416,7 +617,10 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
             return body if isinstance(body, dict) else {}
 
         def do_GET(self) -> None:
-            path = urlsplit(self.path).path
+            parts = urlsplit(self.path)
+            path = parts.path
+            with sim.hits_lock:
+                sim.hits[path] = sim.hits.get(path, 0) + 1
             if not self._authorised(path):
                 return
             if path == "/sim/state":
@@ -427,9 +631,26 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
                 return
             doc = sim.document(path)
             if doc is None:
-                self._send(404, {"error": {"code": "Base.1.0.ResourceMissingAtURI", "message": path}})
-            else:
-                self._send(200, doc)
+                self._send(404, _error("ResourceMissingAtURI", path))
+                return
+            expand = _parse_expand(parts.query) if sim.expand else None
+            if expand is not None:
+                doc = sim.expanded(doc, *expand)
+            self._send(200, doc, plant=sim.cdu_of(path.rstrip("/")))
+
+        def do_DELETE(self) -> None:
+            path = urlsplit(self.path).path.rstrip("/")
+            if not self._authorised(path):
+                return
+            prefix = f"{R}/SessionService/Sessions/"
+            sid = path[len(prefix):] if path.startswith(prefix) else ""
+            if sid not in sim.sessions:
+                self._send(404 if sid else 405, _error("ResourceMissingAtURI" if sid else "OperationNotAllowed",
+                                                       "no such session" if sid else "not deletable"))
+                return
+            sim.tokens.discard(sim.sessions.pop(sid))
+            sim.sessions_deleted += 1
+            self._send(204, None)
 
         def _stream(self) -> None:
             flag, queue = threading.Event(), cast(list[dict[str, Any]], [])
@@ -465,7 +686,7 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
             if not self._authorised(path):
                 return
             code, message = sim.patch(path, self._body())
-            self._send(code, {"error": message} if message else None)
+            self._send(code, _error("PropertyValueNotInList", message) if message else None)
 
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
@@ -474,14 +695,18 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
                 if sim.username is not None and (body.get("UserName"), body.get("Password")) == (sim.username,
                                                                                                  sim.password):
                     token = secrets.token_hex(16)
+                    sid = token[:8]
                     sim.tokens.add(token)
-                    self._send(201, {"Id": token[:8], "UserName": sim.username},
-                               {"X-Auth-Token": token, "Location": f"{R}/SessionService/Sessions/{token[:8]}"})
+                    sim.sessions[sid] = token
+                    location = f"{R}/SessionService/Sessions/{sid}"
+                    self._send(201, {"@odata.id": location, "Id": sid, "UserName": sim.username},
+                               {"X-Auth-Token": token, "Location": (sim.link_origin or "") + location})
                 else:
-                    self._send(401, {"error": "bad credentials"})
+                    self._send(401, _error("NoValidSession", "bad credentials"))
                 return
             if not path.startswith("/sim/"):
-                self._send(405, {"error": "read-only service (the simulator's controls are under /sim/)"})
+                self._send(405, _error("OperationNotAllowed",
+                                       "read-only service (the simulator's controls are under /sim/)"))
                 return
             body = self._body()
             try:
@@ -489,7 +714,8 @@ def cdu_handler(sim: CduSimulator) -> type[BaseHTTPRequestHandler]:
                 if path == "/sim/fault":
                     self._send(200, sim.set_fault(cdu, **body))
                 elif path == "/sim/clear":
-                    self._send(200, sim.set_fault(cdu, leak=False, pump_failed=False, flow_lpm=None, supply_c=None))
+                    self._send(200, sim.set_fault(cdu, leak=False, pump_failed=False, flow_lpm=None, supply_c=None,
+                                                  sensors={}, drip_s=None, pad_bytes=0, pad_declared=True))
                 else:
                     self._send(404, {"error": "POST /sim/fault {cdu, leak|pump_failed|flow_lpm|supply_c} or "
                                               "/sim/clear"})

@@ -9,6 +9,7 @@ check that credentials never leave their own).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -61,6 +62,8 @@ class FaultInjector:
         self.faults: list[Fault] = []
         #: every request that reached the injector, faulty or not
         self.requests = 0
+        #: the client ends (address, port) of the connections those requests came on
+        self.peers: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
 
     def add(self, fault: Fault) -> Fault:
@@ -82,6 +85,10 @@ class FaultInjector:
         return None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        sock = environ.get("bitten.socket")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError), self._lock:
+                self.peers.add(sock.getpeername()[:2])
         fault = self._take(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""))
         if fault is None:
             return self.app(environ, start_response)
@@ -102,7 +109,7 @@ class FaultInjector:
             start_response("307 Temporary Redirect", [("Location", fault.location), ("Content-Length", "0")])
             return [b""]
         if fault.kind == "reset":
-            sock = environ.get("werkzeug.socket")
+            sock = environ.get("bitten.socket") or environ.get("werkzeug.socket")
             if isinstance(sock, socket.socket):
                 # SO_LINGER 0: close() sends a TCP RST, which the client sees as "connection reset by peer"
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -205,7 +205,7 @@ def register_products(core: Core, token: str, parsed: ParsedIM) -> list[dict[str
 # --- what runs after start-up ----------------------------------------------------------------------------------
 
 
-class State:
+class ImState:
     def __init__(self, parsed: ParsedIM, products: list[dict[str, Any]]) -> None:
         self.parsed = parsed
         self.products = products
@@ -213,7 +213,7 @@ class State:
         self.rejected = 0
 
 
-def _server_handler(state: State) -> type[BaseHTTPRequestHandler]:
+def _server_handler(state: ImState) -> type[BaseHTTPRequestHandler]:
     import jwt
 
     assert state.parsed.public_key_der is not None
@@ -261,7 +261,7 @@ def _server_handler(state: State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _metrics_handler(state: State) -> type[BaseHTTPRequestHandler]:
+def _metrics_handler(state: ImState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -308,7 +308,7 @@ def start_envoy(parsed: ParsedIM, gateway_port: int) -> subprocess.Popen[bytes] 
 
 
 def serve(parsed: ParsedIM, products: list[dict[str, Any]]) -> int:
-    state = State(parsed, products)
+    state = ImState(parsed, products)
     servers: list[socketserver.BaseServer] = [
         ThreadingHTTPServer(("0.0.0.0", SERVER_PORT), _server_handler(state)),  # noqa: S104 - as the IM
         ThreadingHTTPServer(("0.0.0.0", METRICS_PORT), _metrics_handler(state)),  # noqa: S104

@@ -15,6 +15,7 @@ LAYERS: tuple[str, ...] = (
     "bitten.lab.layers.gpu",
     "bitten.lab.layers.ucloud",
     "bitten.lab.layers.cooling",
+    "bitten.lab.layers.energy",
 )
 
 

@@ -14,8 +14,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bitten.cooling.actions import REASON
-from bitten.core.scontrol import parse_nodes
 from bitten.lab.service import SERVICES, SUMMARIES, LabService
 
 if TYPE_CHECKING:
@@ -93,18 +91,23 @@ def summary(lab: Lab) -> object:
     table.add_column("value", justify="right")
     for channel, label in (("reused_heat", "heat recovered to district heating"), ("it_energy", "IT energy"),
                            ("facility_energy", "facility energy")):
-        value = one("bitten_energy_ledger_kilowatt_hours", channel=channel)
-        table.add_row(f"{label} this year", "-" if value is None else f"{value:.2f} kWh")
-    for name, label in (("bitten_energy_erf_ratio", "ERF (reused / facility)"),
-                        ("bitten_energy_pue_ratio", "PUE (facility / IT)")):
+        value = one("bitten_energy_ledger_joules_total", channel=channel)
+        table.add_row(f"{label} (ledger)", "-" if value is None else f"{value / 3.6e6:.2f} kWh")
+    for name, label in (("bitten_energy_erf_ratio", "ERF this year (reused / facility)"),
+                        ("bitten_energy_pue_ratio", "PUE this year (facility / IT)")):
         value = one(name)
         table.add_row(label, "-" if value is None else f"{value:.3f}")
-    for labels, value in metrics.get("bitten_cooling_heat_computed_kilowatts", []):
-        table.add_row(f"heat now, {labels.get('cdu')} {labels.get('side')} (computed)", f"{value:.2f} kW")
+    for labels, value in metrics.get("bitten_cooling_heat_computed_watts", []):
+        table.add_row(f"heat now, {labels.get('cdu')} {labels.get('side')} (computed)", f"{value / 1000:.2f} kW")
     active = [f"{lab_['loop']}:{lab_['kind']}" for lab_, v in metrics.get("bitten_cooling_alarm_active", []) if v]
     table.add_row("active alarms", ", ".join(active) or "none")
+    unknown = [f"{lab_['loop']}:{lab_['kind']}" for lab_, v in metrics.get("bitten_cooling_alarm_input_unknown", [])
+               if v]
+    table.add_row("alarm inputs unknown", ", ".join(unknown) or "none")
     down = [lab_["device"] for lab_, v in metrics.get("bitten_cooling_device_up", []) if not v]
     table.add_row("devices not answering", ", ".join(down) or "none")
+    stores = [lab_["store"] for lab_, v in metrics.get("bitten_cooling_store_available", []) if not v]
+    table.add_row("stores unavailable (accounting degraded)", ", ".join(stores) or "none")
     return table
 
 
@@ -118,6 +121,8 @@ def leak(lab: Lab, loop: str | None, clear: bool, timeout: float) -> int:
     """Flood the loop's CDU (or clear it) and wait until Slurm shows the loop's nodes drained."""
     from rich.table import Table
 
+    from bitten.cooling.actions import REASON
+    from bitten.core.scontrol import parse_nodes
     from bitten.lab import podman as pm
 
     site = lab.site

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from bitten.core.redfish.document import link
-from bitten.core.redfish.errors import UnknownFlavour
 
 AuthMode = Literal["session", "auto", "basic", "none"]
 GetJson = Callable[[str], dict[str, Any]]
@@ -129,6 +128,10 @@ def get(name: str) -> Flavour:
     try:
         return _REGISTRY[name]
     except KeyError:
+        # imported here: the errors module loads sushy and requests, which validating a site (the flavour names
+        # only) does not need, and `bitten validate`/`render` start faster without them
+        from bitten.core.redfish.errors import UnknownFlavour
+
         raise UnknownFlavour(f"unknown Redfish flavour {name!r}; known: {', '.join(names())}") from None
 
 
