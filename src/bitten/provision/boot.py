@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from bitten.core.retry import Deadline
 from bitten.provision.nodes import BootNode
 
 #: seconds between two looks at the provisioner's status
@@ -130,7 +131,7 @@ def wait_for_boot(node: BootNode, status: StatusFetch, bmc: Bmc | None, since: f
                   sleep: Callable[[float], None] = time.sleep) -> BootResult:
     """Wait for ``node`` to report up (switching a deployed disk node to its disk); never raises for the node."""
     result = BootResult(node=node.name, ok=False, state="failed", powered_on_at=since)
-    deadline = clock() + timeout
+    deadline = Deadline(timeout, clock)
     restarted_at: float | None = None
     seen: Mapping[str, Any] = {}
     last_error = ""
@@ -177,7 +178,7 @@ def wait_for_boot(node: BootNode, status: StatusFetch, bmc: Bmc | None, since: f
                     break
                 restarted_at = clock()
                 result.steps.append("boot target Hdd through the BMC; restarted")
-        if clock() >= deadline:
+        if deadline.expired:
             result.problem = _diagnose(node, result, reports, last_error, restarted_at, timeout)
             break
         sleep(poll)
