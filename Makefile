@@ -31,6 +31,7 @@ venv: $(BIN)/.installed
 
 images: venv
 	$(BIN)/bitten lab image --release trixie --release bookworm
+	$(BIN)/bitten provision images inventory/lab --build
 
 lab: images
 	$(BIN)/bitten lab up inventory/lab

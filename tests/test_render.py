@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from bitten.capabilities import FILES, load_site, render_file, render_tree
 from bitten.cli import app
 from bitten.core.files import rendered
+from bitten.provision.nodes import boot_nodes
 
 from conftest import INVENTORIES, ROOT
 
@@ -69,12 +70,16 @@ def test_every_host_gets_the_cluster_files(bitten_tree: Path) -> None:
     assert any(line.startswith("/etc/bitten/cooling/agent.yaml\tctl01\t0640\troot:bitten-cooling\t")
                for line in manifest)
     # per-host files only where they differ: gpu-node.json once per hardware profile, OpenSM's for the master and
-    # the standby, the IPoIB address of every host on the fabric
+    # the standby, the IPoIB address of every host on the fabric, each provisioned node's identity overlay; a file per
+    # item (a boot script per provisioned node) is one path per item
     counts = Counter(line.split("\t")[0] for line in manifest[1:])
-    assert counts == {spec.path: {"/etc/bitten/gpu-node.json": 2, "/etc/opensm/opensm.conf": 2,
-                                  "/etc/default/opensm": 2,
-                                  "/etc/systemd/network/61-bitten-ipoib-pkey.network": 51}.get(spec.path, 1)
-                      for spec in FILES if spec.hosts(site)}
+    booted = len(boot_nodes(site))
+    assert counts == {path: {"/etc/bitten/gpu-node.json": 2, "/etc/opensm/opensm.conf": 2,
+                             "/etc/default/opensm": 2,
+                             "/etc/systemd/network/61-bitten-ipoib-pkey.network": 51,
+                             "/etc/hostname": booted, "/etc/systemd/network/10-bitten.network": booted,
+                             "/etc/bitten/node.json": booted}.get(path, 1)
+                      for spec in FILES if spec.hosts(site) for path, _item in spec.paths(site)}
     # the reference site runs no container jobs: no plugstack.conf, enroot.conf, containers.json
     assert {spec.path for spec in FILES if not spec.hosts(site)} == {
         "/etc/slurm/plugstack.conf", "/etc/enroot/enroot.conf", "/etc/bitten/containers.json"}
@@ -143,9 +148,12 @@ def test_render_tree_shares_cluster_wide_content(tmp_path: Path) -> None:
     site = load_site(INVENTORIES / "bitten")
     result = render_tree(site, tmp_path / "out")
     assert result.hosts == 51
-    # every file once, gpu-node.json once per profile (gpu, cpu), OpenSM's config for the master and the standby, the
-    # IPoIB address once per host on the fabric
-    assert result.unique == sum(1 for spec in FILES if spec.hosts(site)) + 1 + 2 + 50
+    # every file once (a file per item once per item), gpu-node.json once per profile (gpu, cpu), OpenSM's config for
+    # the master and the standby, the IPoIB address once per host on the fabric, the identity overlay's hostname,
+    # network and node.json once per provisioned node
+    booted = len(boot_nodes(site))
+    assert result.unique == sum(len(list(spec.paths(site))) for spec in FILES if spec.hosts(site)) + 1 + 2 + 50 \
+        + 3 * (booted - 1)
     # written once, not once per host
     assert [p.name for p in (tmp_path / "out/etc").iterdir() if p.name == "hosts"] == ["hosts"]
     assert not (tmp_path / "out/gpu01").exists()

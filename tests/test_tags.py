@@ -16,6 +16,8 @@ SITE = ROOT / "playbooks" / "site.yml"
 
 #: play name -> (its tags, the tags its tasks carry besides always)
 EXPECTED = {
+    "Provisioning - DHCP, TFTP, HTTP and images on the provisioner": ({"provision"}, {"provision"}),
+    "Boot - provisioned nodes up with their image": ({"boot"}, {"boot"}),
     "Hardware - BMC state through Redfish": ({"hardware"}, {"hardware"}),
     "Base OS on every node": ({"base"}, {"base", "base:hosts", "base:time", "base:admins", "base:system"}),
     "Slurm cluster": ({"slurm"}, {"slurm", "slurm:munge", "slurm:config", "slurm:dbd", "slurm:controller",

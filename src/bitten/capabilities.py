@@ -21,6 +21,7 @@ from bitten.energy.capability import CAPABILITY as ENERGY
 from bitten.fabric.capability import CAPABILITY as FABRIC
 from bitten.gpu.capability import CAPABILITY as GPU
 from bitten.hardware.capability import CAPABILITY as HARDWARE
+from bitten.provision.capability import CAPABILITY as PROVISION
 from bitten.site import InventoryData, Site, load_inventory
 from bitten.site import build_site as _build_site
 from bitten.site import play as _play
@@ -29,7 +30,7 @@ from bitten.slurm.capability import CAPABILITY as SLURM
 from bitten.ucloud.capability import CAPABILITY as UCLOUD
 
 #: in the order their files appear in `bitten render` and their checks run
-CAPABILITIES: tuple[Capability, ...] = (BASE, HARDWARE, SLURM, FABRIC, GPU, UCLOUD, COOLING, ENERGY)
+CAPABILITIES: tuple[Capability, ...] = (BASE, HARDWARE, PROVISION, SLURM, FABRIC, GPU, UCLOUD, COOLING, ENERGY)
 
 _BY_NAME: dict[str, Capability] = {cap.name: cap for cap in CAPABILITIES}
 CHECKS: tuple[Check, ...] = tuple(check for cap in CAPABILITIES for check in cap.checks)

@@ -43,6 +43,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # the nodes move with their network (a lab's nodes sit inside its subnet)
     hosts = inv / "hosts.yml"
     hosts.write_text(hosts.read_text().replace("bitten_ip: 10.77.0.", "bitten_ip: 127.0.0."))
+    provision = inv / "group_vars" / "all" / "provision.yml"
+    provision.write_text(provision.read_text().replace("10.77.0.", "127.0.0."))
     lab = Lab(inv, load_site(inv), Console(file=open(os.devnull, "w"), highlight=False))  # noqa: SIM115
     service = next(s for s in SERVICES if s.name == "redfish")
     lab.spawn(service)

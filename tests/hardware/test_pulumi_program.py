@@ -16,7 +16,7 @@ from bitten.capabilities import load_site
 from bitten.hardware.pulumi_provider import RedfishNodeProvider
 from bitten.hardware.stack import declare
 
-from .conftest import LAB_HOSTS, REPO
+from .conftest import BARE_HOSTS, LAB_HOSTS, REPO
 
 sys.path.insert(0, str(REPO / "stacks" / "hardware"))
 from bmc_program import program
@@ -49,7 +49,7 @@ def test_one_node_resource_per_lab_node() -> pulumi.Output[Any]:
 
     async def check(_: Any) -> None:
         by_name = {r.name: r for r in MOCKS.resources}
-        assert set(by_name) == set(LAB_HOSTS)
+        assert set(by_name) == set(LAB_HOSTS) | set(BARE_HOSTS)
         assert {r.typ for r in MOCKS.resources} == {DYNAMIC}
         gpu = by_name["lab-gpu01"].inputs
         assert gpu["url"] == "https://10.77.0.1:8443" and gpu["system_id"] == "lab-gpu01"

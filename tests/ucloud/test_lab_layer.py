@@ -46,6 +46,8 @@ def loopback_lab(tmp_path: Path) -> Lab:
     # the nodes move with their network (a lab's nodes sit inside its subnet)
     hosts = inventory / "hosts.yml"
     hosts.write_text(hosts.read_text().replace("bitten_ip: 10.77.0.", "bitten_ip: 127.0.0."))
+    provision = inventory / "group_vars" / "all" / "provision.yml"
+    provision.write_text(provision.read_text().replace("10.77.0.", "127.0.0."))
     ucloud_vars = inventory / "group_vars" / "all" / "ucloud.yml"
     port = free_port()
     ucloud_vars.write_text(ucloud_vars.read_text().replace("https://10.77.0.1:8445", f"https://127.0.0.1:{port}"))

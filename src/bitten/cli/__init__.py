@@ -24,6 +24,7 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
                 "the cooling agent: CDUs, meters, alarms into Slurm, the ledger"),
     "energy": ("bitten.cli.energy", "app",
                "energy: the ledger's reports, the what-if simulator, energy per job, the energy controller"),
+    "provision": ("bitten.cli.provision", "app", "provisioning: the OS images nodes boot over PXE, boot status"),
 }
 
 

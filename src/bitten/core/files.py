@@ -8,8 +8,9 @@ the same bytes. A file's content comes from a Jinja template under templates/ or
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ Renderer = Callable[[Site, "str | None", SecretFn], str]
 
 #: written next to the host directories: host, path, mode, owner and digest of every file
 MANIFEST = "manifest.tsv"
+#: in the path of a spec with ``items``: one file per item (the template sees ``item``)
+ITEM = "{item}"
 
 
 @dataclass(frozen=True)
@@ -46,21 +49,49 @@ class FileSpec:
     description: str = ""
     #: shown by `bitten render` for review, never written to a host (e.g. the accounting slurmdbd is asked for)
     review_only: bool = False
+    #: one file per item on each host that gets the spec (a boot script per provisioned node, say): the path
+    #: contains {item} and the template sees ``item``
+    items: Callable[[Site], list[str]] | None = None
 
     def __post_init__(self) -> None:
         if (self.template is None) == (self.render is None):
             raise ValueError(f"{self.path}: give either a template or a render function")
+        if (self.items is not None) != (ITEM in self.path):
+            raise ValueError(f"{self.path}: a file per item has {ITEM} in its path, and only such a file")
+        if self.items is not None and self.template is None:
+            raise ValueError(f"{self.path}: a file per item is rendered from a template")
+
+    def paths(self, site: Site) -> Iterator[tuple[str, str | None]]:
+        """(path, item) of every file of this spec on one host that gets it."""
+        if self.items is None:
+            yield self.path, None
+            return
+        for item in self.items(site):
+            yield self.path.replace(ITEM, item), item
+
+    def match(self, path: str) -> tuple[bool, str | None]:
+        """Is ``path`` one of this spec's files, and for which item."""
+        if self.items is None:
+            return path == self.path, None
+        before, _, after = self.path.partition(ITEM)
+        found = re.fullmatch(re.escape(before) + r"([A-Za-z0-9_.-]+)" + re.escape(after), path)
+        return found is not None, found.group(1) if found else None
 
 
 def spec_for(specs: Sequence[FileSpec], path: str) -> FileSpec:
+    return spec_and_item(specs, path)[0]
+
+
+def spec_and_item(specs: Sequence[FileSpec], path: str) -> tuple[FileSpec, str | None]:
     for spec in specs:
-        if spec.path == path:
-            return spec
+        matched, item = spec.match(path)
+        if matched:
+            return spec, item
     raise KeyError(f"bitten generates no file {path}; known: {', '.join(s.path for s in specs)}")
 
 
-def context(site: Site, host: str | None) -> dict[str, object]:
-    return {"site": site, "host": host, "node": site.nodes[host] if host else None}
+def context(site: Site, host: str | None, item: str | None = None) -> dict[str, object]:
+    return {"site": site, "host": host, "node": site.nodes[host] if host else None, "item": item}
 
 
 def _secret_fn(what: str, secrets: Mapping[str, str] | None) -> SecretFn:
@@ -74,22 +105,25 @@ def _secret_fn(what: str, secrets: Mapping[str, str] | None) -> SecretFn:
     return secret
 
 
-def content(spec: FileSpec, site: Site, host: str | None, secrets: Mapping[str, str] | None = None) -> str:
+def content(spec: FileSpec, site: Site, host: str | None, secrets: Mapping[str, str] | None = None,
+            item: str | None = None) -> str:
     """The file's content for ``host`` (None for a cluster-wide file); without ``secrets``, placeholders."""
     host = host if spec.per_host else None
     if spec.render is not None:
         return spec.render(site, host, _secret_fn(spec.path, secrets))
     assert spec.template is not None
-    return render_template(spec.template, context(site, host), secrets)
+    return render_template(spec.template, context(site, host, item), secrets)
 
 
 def render_file(specs: Sequence[FileSpec], site: Site, path: str, host: str,
                 secrets: Mapping[str, str] | None = None) -> str:
     """The content ``host`` gets at ``path``: what the roles deploy (with secrets) and render shows."""
-    spec = spec_for(specs, path)
+    spec, item = spec_and_item(specs, path)
     if host not in spec.hosts(site):
         raise KeyError(f"host {host} does not get {path}")
-    return content(spec, site, host, secrets)
+    if spec.items is not None and item not in spec.items(site):
+        raise KeyError(f"host {host} gets no {path}: {item} is not one of its items")
+    return content(spec, site, host, secrets, item)
 
 
 def render_for(specs: Sequence[FileSpec], site: Site, path: str, hosts: Sequence[str],
@@ -160,31 +194,32 @@ def render_tree(specs: Sequence[FileSpec], site: Site, out: Path,
         targets = spec.hosts(site)
         if not targets:
             continue
-        # content -> hosts that get it (a cluster-wide file is rendered once)
-        variants: dict[bytes, list[str]] = {}
-        if spec.per_host:
-            by_key: dict[Hashable, bytes] = {}
-            for host in targets:
-                key = spec.variant(site, host) if spec.variant is not None else host
-                data = by_key.get(key)
-                if data is None:
-                    data = by_key[key] = content(spec, site, host).encode()
-                variants.setdefault(data, []).append(host)
-        else:
-            variants[content(spec, site, targets[0]).encode()] = list(targets)
-        relative = spec.path.lstrip("/")
-        for data, members in variants.items():
-            listed = members[0] if len(members) == 1 else compress_hosts(members)
-            dest = tmp / relative if len(variants) == 1 else tmp / f"{relative}{BY_HOST}" / listed
-            if dest.parent not in made:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                made.add(dest.parent)
-            dest.write_bytes(data)
-            digest = hashlib.sha256(data).hexdigest()
-            mode, owner = ("review", "-") if spec.review_only else (spec.mode, f"{spec.owner}:{spec.group}")
-            manifest.append(f"{spec.path}\t{listed}\t{mode}\t{owner}\t{digest}\n")
-            unique += 1
-        written += len(targets)
+        for path, item in spec.paths(site):
+            # content -> hosts that get it (a cluster-wide file is rendered once)
+            variants: dict[bytes, list[str]] = {}
+            if spec.per_host:
+                by_key: dict[Hashable, bytes] = {}
+                for host in targets:
+                    key = spec.variant(site, host) if spec.variant is not None else host
+                    data = by_key.get(key)
+                    if data is None:
+                        data = by_key[key] = content(spec, site, host, item=item).encode()
+                    variants.setdefault(data, []).append(host)
+            else:
+                variants[content(spec, site, targets[0], item=item).encode()] = list(targets)
+            relative = path.lstrip("/")
+            for data, members in variants.items():
+                listed = members[0] if len(members) == 1 else compress_hosts(members)
+                dest = tmp / relative if len(variants) == 1 else tmp / f"{relative}{BY_HOST}" / listed
+                if dest.parent not in made:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(dest.parent)
+                dest.write_bytes(data)
+                digest = hashlib.sha256(data).hexdigest()
+                mode, owner = ("review", "-") if spec.review_only else (spec.mode, f"{spec.owner}:{spec.group}")
+                manifest.append(f"{path}\t{listed}\t{mode}\t{owner}\t{digest}\n")
+                unique += 1
+            written += len(targets)
         hosts.update(targets)
         if progress:
             progress(len(targets))

@@ -21,7 +21,7 @@ from rich.table import Table
 from bitten.lab import layers
 from bitten.lab import podman as pm
 from bitten.lab.image import Recipe, ensure_image
-from bitten.lab.service import SERVICES, SUMMARIES, Checked, LabService
+from bitten.lab.service import SERVICES, SETUPS, SUMMARIES, TEARDOWNS, Checked, LabService
 from bitten.site.model import LabSettings, Site
 
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unr>\d+)"
@@ -74,6 +74,18 @@ class Lab:
     def container_name(self, host: str) -> str:
         return host
 
+    @property
+    def vm_hosts(self) -> list[str]:
+        """Hosts that are virtual machines booted over PXE (the provisioned nodes), not containers."""
+        from bitten.provision.nodes import boot_node_names
+
+        return boot_node_names(self.site)
+
+    @property
+    def container_hosts(self) -> list[str]:
+        vms = set(self.vm_hosts)
+        return [host for host in sorted(self.site.nodes) if host not in vms]
+
     # --- up -----------------------------------------------------------------------------------------------
     def up(self, playbook: Path | None = None, extra_args: Sequence[str] = ()) -> Recap:
         layers.load()
@@ -83,6 +95,8 @@ class Lab:
         self._ssh_key()
         self._network()
         self._containers()
+        for setup in SETUPS:
+            setup(self)
         self._services()
         recap = Recap()
         if playbook is not None:
@@ -107,9 +121,25 @@ class Lab:
         name = self.settings.network
         if pm.network_exists(name):
             return
+        ipv6 = self._ipv6_subnet()
+        extra = ["--ipv6", "--subnet", ipv6] if ipv6 else []
         pm.podman("network", "create", "--label", self.label, "--subnet", str(self.settings.subnet),
-                  "--gateway", self.gateway, name)
-        self.console.print(f"[green]✓[/] network {name} {self.settings.subnet}")
+                  "--gateway", self.gateway, *extra, name)
+        self.console.print(f"[green]✓[/] network {name} {self.settings.subnet}{' ' + ipv6 if ipv6 else ''}")
+
+    def _ipv6_subnet(self) -> str | None:
+        """The provisioning network's IPv6 prefix when it is this network (its provisioner sends RAs there)."""
+        provision = self.site.provision
+        if provision is None or provision.network.subnet != self.settings.subnet:
+            return None
+        prefix = provision.network.ipv6_ra_prefix
+        return str(prefix) if prefix is not None else None
+
+    def _capabilities(self, host: str) -> list[str]:
+        """A provisioner answers DHCP: dnsmasq needs raw sockets and to set ARP entries for clients without IPs."""
+        from bitten.provision.nodes import provisioners
+
+        return ["--cap-add", "NET_ADMIN,NET_RAW"] if host in provisioners(self.site) else []
 
     def _devices(self, host: str) -> list[str]:
         """GPU nodes get /dev/null mapped to each GPU device path, so slurmd accepts their GRES."""
@@ -121,7 +151,7 @@ class Lab:
 
     def _containers(self) -> None:
         pubkey = (self.ssh_dir / "id_ed25519.pub").read_text()
-        hosts = sorted(self.site.nodes)
+        hosts = self.container_hosts
         with self.console.status("node containers") as status:
             for host in hosts:
                 name = self.container_name(host)
@@ -131,7 +161,7 @@ class Lab:
                     node = self.site.nodes[host]
                     pm.podman("run", "-d", "--name", name, "--hostname", host, "--label", self.label,
                               "--network", self.settings.network, "--ip", str(node.ip), "--no-hosts",
-                              "--systemd=always", *self._devices(host),
+                              "--systemd=always", *self._devices(host), *self._capabilities(host),
                               self.recipe.stable_ref, "/sbin/init")
                 elif not info["State"]["Running"]:
                     status.update(f"starting {name}")
@@ -140,8 +170,21 @@ class Lab:
             for host in hosts:
                 status.update(f"waiting for {host}")
                 known.append(self._prepare_access(host, pubkey))
-        (self.ssh_dir / "known_hosts").write_text("".join(known))
+        self._known_hosts(known, hosts)
         self.console.print(f"[green]✓[/] {len(hosts)} node containers running: {', '.join(hosts)}")
+
+    def _known_hosts(self, lines: list[str], hosts: list[str]) -> None:
+        """Write the containers' host keys; lines of other hosts (the VMs' keys, which the provisioner role
+        records) stay."""
+        path = self.ssh_dir / "known_hosts"
+        ours = {str(self.site.nodes[h].ip) for h in hosts} | set(hosts)
+        kept = []
+        if path.exists():
+            for line in path.read_text().splitlines(keepends=True):
+                names = set(line.split(" ", 1)[0].split(",")) if line.strip() else set()
+                if names and not names & ours:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        path.write_text("".join(lines) + "".join(kept))
 
     def _prepare_access(self, host: str, pubkey: str) -> str:
         """Authorise the lab key for root and return the host's known_hosts line (read through podman)."""
@@ -166,6 +209,8 @@ class Lab:
     # --- services -----------------------------------------------------------------------------------------
     def _services(self) -> None:
         for service in SERVICES:
+            if service.enabled is not None and not service.enabled(self):
+                continue
             if service.prepare is not None:
                 service.prepare(self)
             self.spawn(service)
@@ -222,15 +267,21 @@ class Lab:
         table = Table(title=f"{self.site.info.name}: {len(self.site.nodes)} nodes on {self.settings.network}")
         for column in ("host", "address", "groups", "container", "changed"):
             table.add_column(column)
+        vms = set(self.vm_hosts)
         for host, node in sorted(self.site.nodes.items()):
-            info = pm.inspect_container(self.container_name(host))
-            state = info["State"]["Status"] if info else "missing"
+            if host in vms:
+                from bitten.lab.vms import state as vm_state
+
+                state = f"virtual machine: {vm_state(host)}"
+            else:
+                info = pm.inspect_container(self.container_name(host))
+                state = info["State"]["Status"] if info else "missing"
             table.add_row(host, str(node.ip), ",".join(g for g in node.groups), state,
                           str(recap.changed.get(host, "-")))
         self.console.print(table)
         failed = 0
         for service in SERVICES:
-            if service.summary is not None:
+            if service.summary is not None and (service.enabled is None or service.enabled(self)):
                 failed += self._print(service.summary(self))
         for section in SUMMARIES:
             failed += self._print(section(self))
@@ -256,6 +307,11 @@ class Lab:
                     removed["services"].append(pidfile.stem)
                 pidfile.unlink()
         value = self.site.info.name
+        # the layers' own first (virtual machines with their disks): their NICs are ports of the network's bridge,
+        # and netavark deletes the bridge with the last container only when nothing else is plugged into it
+        for teardown in TEARDOWNS:
+            for kind, names in teardown(self).items():
+                removed.setdefault(kind, []).extend(names)
         containers = pm.labelled("container", pm.LAB_LABEL, value)
         if containers:
             pm.podman("rm", "-f", "-t", "5", *containers)
@@ -263,7 +319,11 @@ class Lab:
         for kind, key in (("network", "networks"), ("volume", "volumes")):
             names = pm.labelled(kind, pm.LAB_LABEL, value)
             for name in names:
+                bridge = pm.network_interface(name) if kind == "network" else None
                 pm.podman(kind, "rm", name)
+                if bridge and Path(f"/sys/class/net/{bridge}").exists():
+                    # a bridge the network made and netavark left (a VM's port was on it): it goes with the network
+                    subprocess.run(["ip", "link", "delete", bridge], check=False, capture_output=True)
             removed[key] = names
         for leftover in (self.ssh_dir / "known_hosts",):
             leftover.unlink(missing_ok=True)

@@ -41,6 +41,16 @@ def network_exists(name: str) -> bool:
     return podman("network", "exists", name, check=False).returncode == 0
 
 
+def network_interface(name: str) -> str | None:
+    """The bridge interface of a podman network (it exists while a container is attached)."""
+    proc = podman("network", "inspect", name, check=False)
+    if proc.returncode != 0:
+        return None
+    data = json.loads(proc.stdout)
+    found = data[0].get("network_interface") if data else None
+    return str(found) if found else None
+
+
 def inspect_container(name: str) -> dict[str, Any] | None:
     proc = podman("container", "inspect", name, check=False)
     if proc.returncode != 0:

@@ -24,6 +24,8 @@ class LabService:
     summary: Callable[[Lab], object] | None = None
     #: TCP port to wait for after start
     port: Callable[[Lab], int] | None = None
+    #: whether this lab needs the service at all (a lab without the capability skips it); None: always
+    enabled: Callable[[Lab], bool] | None = None
     #: run once the node containers are up, before the service starts (e.g. a stand-in a container needs)
     prepare: Callable[[Lab], None] | None = None
 
@@ -43,3 +45,7 @@ class Checked:
 SERVICES: list[LabService] = []
 #: extra summary sections, run after the playbooks
 SUMMARIES: list[Callable[[Lab], object]] = []
+#: steps a layer runs after the containers are up and before the services start (e.g. define virtual machines)
+SETUPS: list[Callable[[Lab], None]] = []
+#: what a layer removes at `lab down`, after the services stop: returns {kind: [names]} for the report
+TEARDOWNS: list[Callable[[Lab], dict[str, list[str]]]] = []

@@ -10,6 +10,7 @@ import importlib
 #: one module per capability that shows up in the lab, in the order its services start
 LAYERS: tuple[str, ...] = (
     "bitten.lab.layers.hardware",
+    "bitten.lab.layers.provision",
     "bitten.lab.layers.slurm",
     "bitten.lab.layers.gpu",
     "bitten.lab.layers.ucloud",

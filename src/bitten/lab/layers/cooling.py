@@ -113,7 +113,8 @@ def summary(lab: Lab) -> object:
     return table
 
 
-SERVICES.append(LabService(SERVICE, plant_argv, summary=None, port=_plant_port))
+SERVICES.append(LabService(SERVICE, plant_argv, summary=None, port=_plant_port,
+                           enabled=lambda lab: bool(lab.site.cooling.cdus or lab.site.cooling.modbus_devices())))
 SUMMARIES.append(summary)
 
 

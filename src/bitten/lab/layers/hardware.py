@@ -47,10 +47,12 @@ def bmc_dir(lab: Lab) -> Path:
 
 
 def emulated_hosts(lab: Lab) -> dict[str, int]:
-    """Lab nodes whose BMC is on the gateway, with the port it answers on."""
+    """Lab nodes whose BMC is on the gateway, with the port it answers on (the bare nodes' BMCs are sushy-tools'
+    libvirt driver instead, bitten.lab.provision)."""
     hosts: dict[str, int] = {}
+    bare = set(lab.vm_hosts)
     for name, node in sorted(lab.site.nodes.items()):
-        if node.bmc is None:
+        if node.bmc is None or name in bare:
             continue
         address, _, port = node.bmc.address.rpartition(":")
         if (address or node.bmc.address) == lab.gateway:
@@ -140,4 +142,5 @@ def summary(lab: Lab) -> object:
     return Group(fleet_table(result, title=title), summary_line(result))
 
 
-SERVICES.append(LabService(name="redfish", argv=argv, summary=summary, port=port))
+SERVICES.append(LabService(name="redfish", argv=argv, summary=summary, port=port,
+                           enabled=lambda lab: bool(emulated_hosts(lab))))

@@ -124,5 +124,6 @@ def slurm_summary(lab: Lab) -> object:
     return f"Slurm accounting for UCloud (sacctmgr on {host})\n" + "\n".join(lines)
 
 
-SERVICES.append(LabService(name="ucloud-core", argv=core_argv, summary=core_summary, port=core_port))
+SERVICES.append(LabService(name="ucloud-core", argv=core_argv, summary=core_summary, port=core_port,
+                           enabled=lambda lab: lab.site.ucloud is not None))
 SUMMARIES.append(slurm_summary)

@@ -1,13 +1,13 @@
 """The typed site model: what an inventory describes once it has been validated.
 
-One module per section of the inventory, each the home of its capability's schema: ``base`` (the site, its nodes
-and groups), ``hardware`` (hardware profiles, BMCs), ``slurm``, ``cooling``, ``ucloud``, ``fabric`` (InfiniBand),
-``energy``, ``lab``; ``site`` puts them together as the Site; ``types`` holds the building blocks. Every public name is
-importable from here. Models forbid unknown keys, so a misspelt setting is an error instead of being silently
-ignored (see inventory/README.md for the variable reference).
+One module per section of the inventory, each the home of its capability's schema: ``base`` (the site, its nodes and
+groups), ``hardware`` (hardware profiles, BMCs), ``slurm``, ``cooling``, ``ucloud``, ``fabric`` (InfiniBand),
+``energy``, ``provision`` (OS images over PXE), ``lab``; ``site`` puts them together as the Site; ``types`` holds the
+building blocks. Every public name is importable from here. Models forbid unknown keys, so a misspelt setting is an
+error instead of being silently ignored (see inventory/README.md for the variable reference).
 
-A new capability's section: a module here with its models and its ``SECTIONS`` (the site-wide variables it reads
-and the names they declare), its line in ``SECTIONS`` below, and its field on Site.
+A new capability's section: a module here with its models and its ``SECTIONS`` (the site-wide variables it reads and
+the names they declare), its line in ``SECTIONS`` below, and its field on Site.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bitten.site.model import energy as _energy
 from bitten.site.model import fabric as _fabric
 from bitten.site.model import hardware as _hardware
 from bitten.site.model import lab as _lab
+from bitten.site.model import provision as _provision
 from bitten.site.model import slurm as _slurm
 from bitten.site.model import ucloud as _ucloud
 from bitten.site.model.base import (
@@ -27,6 +28,7 @@ from bitten.site.model.base import (
     GROUP_DBD,
     GROUP_GPU,
     GROUP_LOGIN,
+    GROUP_PROVISIONERS,
     GROUP_UCLOUD,
     HOST_VARS,
     MAC_RE,
@@ -111,6 +113,16 @@ from bitten.site.model.hardware import (
 from bitten.site.model.lab import (
     LabSettings,
 )
+from bitten.site.model.provision import (
+    DebPackage,
+    DevicePath,
+    ImageRecipe,
+    KernelModule,
+    Provision,
+    ProvisionNetwork,
+    ProvisionProfile,
+    SshPublicKey,
+)
 from bitten.site.model.site import (
     Site,
 )
@@ -150,8 +162,8 @@ from bitten.site.model.ucloud import (
 
 #: every site-wide variable, in the order the model reads them
 SECTIONS: tuple[Section, ...] = (
-    *_base.SECTIONS, *_hardware.SECTIONS, *_slurm.SECTIONS, *_cooling.SECTIONS, *_ucloud.SECTIONS, *_fabric.SECTIONS,
-    *_energy.SECTIONS, *_lab.SECTIONS,
+    *_base.SECTIONS, *_hardware.SECTIONS, *_provision.SECTIONS, *_slurm.SECTIONS, *_cooling.SECTIONS,
+    *_ucloud.SECTIONS, *_fabric.SECTIONS, *_energy.SECTIONS, *_lab.SECTIONS,
 )
 
 __all__ = [
@@ -165,6 +177,7 @@ __all__ = [
     "GROUP_DBD",
     "GROUP_GPU",
     "GROUP_LOGIN",
+    "GROUP_PROVISIONERS",
     "GROUP_UCLOUD",
     "HEAT_SIGNALS",
     "HOST_VARS",
@@ -193,7 +206,9 @@ __all__ = [
     "CoolingAgent",
     "CoolingLoop",
     "Cpu",
+    "DebPackage",
     "Declares",
+    "DevicePath",
     "DnsLabel",
     "DriveLocator",
     "Energy",
@@ -212,7 +227,9 @@ __all__ = [
     "HeatSignals",
     "HoldAction",
     "IbPartition",
+    "ImageRecipe",
     "Ipoib",
+    "KernelModule",
     "LabSettings",
     "LedgerSource",
     "LedgerSources",
@@ -234,6 +251,9 @@ __all__ = [
     "Plausibility",
     "Policy",
     "PolicyAction",
+    "Provision",
+    "ProvisionNetwork",
+    "ProvisionProfile",
     "Qos",
     "RackPdu",
     "Register",
@@ -250,6 +270,7 @@ __all__ = [
     "SlurmDatabase",
     "SlurmSettings",
     "SlurmTopology",
+    "SshPublicKey",
     "StoragePayment",
     "StorageUnit",
     "Strict",

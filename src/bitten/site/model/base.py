@@ -21,6 +21,7 @@ GROUP_UCLOUD = "ucloud_frontend"
 GROUP_GPU = "gpu_nodes"
 GROUP_CPU = "cpu_nodes"
 GROUP_COMPUTE = "compute"
+GROUP_PROVISIONERS = "provisioners"
 
 
 class SiteInfo(Strict):

@@ -23,6 +23,7 @@ from bitten.site.model.energy import Energy
 from bitten.site.model.fabric import Fabric
 from bitten.site.model.hardware import HardwareProfile, RolloutSettings
 from bitten.site.model.lab import LabSettings
+from bitten.site.model.provision import Provision
 from bitten.site.model.slurm import Account, Partition, Qos, SlurmSettings
 from bitten.site.model.types import Strict
 from bitten.site.model.ucloud import UCloud
@@ -41,6 +42,7 @@ class Site(Strict):
     energy: Energy = Field(default_factory=Energy)
     ucloud: UCloud | None = None
     fabric: Fabric | None = None
+    provision: Provision | None = None
     lab: LabSettings | None = None
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     assumptions: tuple[str, ...] = ()
