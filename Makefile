@@ -8,7 +8,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps venv images lab lab-down test lint pytest molecule molecule-all bench render clean
+.PHONY: help deps deps-vm venv images lab lab-down test lint pytest molecule molecule-all bench render clean
 
 help:
 	@echo "make lab       the whole site on this machine (containers, emulators, playbooks)"
@@ -20,6 +20,9 @@ help:
 
 deps:
 	@scripts/host-deps
+
+deps-vm:
+	@scripts/host-deps --vm
 
 $(BIN)/.installed: pyproject.toml | deps
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +36,7 @@ images: venv
 	$(BIN)/bitten lab image --release trixie --release bookworm
 	$(BIN)/bitten provision images inventory/lab --build
 
-lab: images
+lab: images deps-vm
 	$(BIN)/bitten lab up inventory/lab
 
 lab-down: venv
