@@ -35,7 +35,8 @@ def test_slurm_parts_and_database_come_from_the_model(lab: Site) -> None:
     parts = {host: [k for k in ("controller", "dbd", "compute", "client") if f["slurm"][k]]
              for host, f in by_host.items()}
     assert parts == {"lab-ctl": ["controller"], "lab-dbd": ["dbd"], "lab-login": ["client"],
-                     "lab-gpu01": ["compute"], "lab-gpu02": ["compute"], "lab-cpu01": ["compute"]}
+                     "lab-gpu01": ["compute"], "lab-gpu02": ["compute"], "lab-cpu01": ["compute"],
+                     "lab-vm01": ["compute"]}  # the bare node, provisioned over PXE
     slurm = by_host["lab-ctl"]["slurm"]
     assert slurm["accounting_host"] == "lab-dbd"
     assert slurm["database"] == {"host": "localhost", "port": 3306, "name": "slurm_acct_db", "user": "slurm",
