@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -231,3 +232,19 @@ def test_a_cdu_through_the_same_client(pki: Pki, caplog: pytest.LogCaptureFixtur
 
 def test_foreign_origin_errors_are_permanent() -> None:
     assert RedfishForeignOrigin("x", "y").permanent
+
+
+def test_writes_go_to_the_systems_own_address_when_its_alias_redirects(start_ilo: Callable[..., Ilo],
+                                                                        pki: Pki) -> None:
+    """sushy-tools' libvirt driver (the lab's bare nodes) answers /Systems/<name> with a redirect to
+    /Systems/<uuid>: bitten reads through it and writes where the document says it lives (@odata.id), never
+    repeating a write at the address a redirect names."""
+    ilo = start_ilo()
+    alias = ilo.faults.add(Fault("redirect", path=r"^/redfish/v1/Systems/node-a/?$", times=None,
+                                 location=SYSTEM))
+    endpoint = replace(ilo.endpoint(), system_id="node-a")
+    result = run_node(Target(endpoint, DESIRED, CREDS), "apply", settings=pki.settings)
+    assert result.ok, result.error
+    assert alias.fired >= 1, "the alias was read through its redirect"
+    # the one-time boot and the power-on reached the system itself (the boot consumed the Once)
+    assert (ilo.fake.power, ilo.fake.boots, ilo.fake.bios["ProcSMT"]) == ("On", 1, "Disabled")

@@ -52,6 +52,13 @@ class BmcNode:
             self._fresh = True
         return self._system
 
+    @property
+    def system_uri(self) -> str:
+        """Where the system lives: its document's @odata.id (an alias such as sushy-tools' /Systems/<name> redirects
+        reads to /Systems/<uuid>, and a write is never repeated at the address a redirect names)."""
+        uri = self.system().get("@odata.id")
+        return uri if isinstance(uri, str) and uri.startswith("/") else self.endpoint.system_path
+
     def _stale(self) -> None:
         self._fresh = False
 
@@ -192,7 +199,7 @@ class BmcNode:
                                 "BootSourceOverrideEnabled": "Once"}
         if observed.boot_mode is not None:
             boot["BootSourceOverrideMode"] = desired.boot.mode
-        self.conn.patch(self.endpoint.system_path, {"Boot": boot}, etag=self._system_etag,
+        self.conn.patch(self.system_uri, {"Boot": boot}, etag=self._system_etag,
                         doing="set the one-time boot")
         self._stale()
 

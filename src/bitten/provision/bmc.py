@@ -67,9 +67,11 @@ class RedfishBmc:
             return BmcView(power=None, error=str(exc))
 
     def boot_from_disk(self) -> BmcView:
-        path = self.endpoint.system_path
         try:
             with self._connect() as conn:
+                # the system's own address: an alias redirects reads, and a write is never repeated elsewhere
+                uri = conn.get_json(self.endpoint.system_path).get("@odata.id")
+                path = uri if isinstance(uri, str) and uri.startswith("/") else self.endpoint.system_path
                 conn.patch(path, {"Boot": {"BootSourceOverrideTarget": "Hdd",
                                            "BootSourceOverrideEnabled": "Continuous"}},
                            doing="set the boot target Hdd")
