@@ -33,7 +33,7 @@ $(BIN)/.installed: pyproject.toml | deps
 venv: $(BIN)/.installed
 
 images: venv
-	$(BIN)/bitten lab image --release trixie --release bookworm
+	$(BIN)/bitten lab image --release trixie --release bookworm --roles roles
 	$(BIN)/bitten provision images inventory/lab --build
 
 lab: images deps-vm

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from bitten.capabilities import load_site
 from bitten.cli import app
 from bitten.lab import podman as pm
-from bitten.lab.image import Recipe
+from bitten.lab.image import Recipe, RolesImage, role_packages
 from bitten.lab.lab import RECAP, Lab
 
 from conftest import INVENTORIES, ROOT
@@ -31,6 +31,20 @@ def test_recipe_tag_follows_the_recipe() -> None:
     assert a.ref == Recipe("trixie").ref
     assert a.stable_ref == "localhost/bitten-base:trixie"
     assert Recipe("bookworm").ref != a.ref
+
+
+def test_the_roles_image_carries_what_the_roles_install_from_debian() -> None:
+    packages = role_packages(ROOT / "roles")
+    # from the roles' defaults (slurm, mariadb, munge, fabric, provisioner) and their tasks' literal lists
+    for name in ("slurmctld", "slurmdbd", "slurmd", "mariadb-server", "munge", "opensm", "dnsmasq", "nginx",
+                 "postgresql", "python3-venv", "chrony"):
+        assert name in packages
+    # never what comes from the site's NVIDIA repository (the scenarios install the stand-ins for real)
+    assert not [p for p in packages if p.startswith(("nvidia", "nvslurm", "datacenter-gpu", "enroot", "cuda"))]
+    image = RolesImage("trixie", packages)
+    assert image.stable_ref == "localhost/bitten-roles:trixie"
+    assert image.ref != RolesImage("trixie", (*packages, "vim")).ref, "a role's new package builds a new image"
+    assert image.ref != RolesImage("bookworm", packages).ref
 
 
 def test_gpu_nodes_get_device_stand_ins() -> None:

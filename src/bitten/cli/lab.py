@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from bitten.cli.common import load_or_exit
-from bitten.lab.image import RELEASES, Recipe, ensure_image
+from bitten.lab.image import RELEASES, Recipe, RolesImage, ensure_image, ensure_roles_image, role_packages
 from bitten.lab.lab import Lab
 
 app = typer.Typer(no_args_is_help=True)
@@ -32,6 +32,8 @@ def _lab(inventory: Path) -> Lab:
 @app.command()
 def image(
     release: Annotated[list[str], typer.Option("--release", help=f"one of {', '.join(RELEASES)}")] = ["trixie"],  # noqa: B006
+    roles: Annotated[Path | None, typer.Option(
+        "--roles", help="also the Molecule image: the base image with the packages these roles install")] = None,
 ) -> None:
     """Build the node base image(s) from Debian's mirror unless the current recipe's image exists."""
     for name in release:
@@ -46,6 +48,12 @@ def image(
 
             ref, built = ensure_image(recipe, log=log)
         console.print(f"[green]✓[/] {ref} -> {recipe.stable_ref} ({'built' if built else 'cached'})")
+        if roles is None:
+            continue
+        image = RolesImage(name, role_packages(roles))
+        with console.status(f"roles image {name}") as status:
+            ref, built = ensure_roles_image(image, log=lambda line: status.update(f"roles image: {line}"))
+        console.print(f"[green]✓[/] {ref} -> {image.stable_ref} ({'built' if built else 'cached'})")
 
 
 @app.command()
