@@ -11,7 +11,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 
 from bitten.site import model as m
 from bitten.site.checks import Check, run_checks
-from bitten.site.inventory import InventoryData
+from bitten.site.inventory import InventoryData, collector_paused
 from bitten.site.locate import Locator
 from bitten.site.model.values import suggest
 from bitten.site.problems import Problem, SiteError, is_vaulted
@@ -106,6 +106,7 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or a == b
 
 
+@collector_paused()
 def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
     """Validate inventory variables into a Site, or raise SiteError listing every problem.
 
