@@ -239,7 +239,9 @@ def _ipoib(site: m.Site, fabric: Fabric, locator: Locator, where: _Where) -> Ite
                           message=f"IPoIB runs on {ipoib.hca} port 1, which has no cable on {host}",
                           fix=f"cable {host} {ipoib.hca}, or choose the HCA that every node has cabled")
             continue
-        owners[int(site.nodes[host].ip) & hostmask].append(host)
+        ip = site.nodes[host].ip
+        if ip is not None:  # an address that did not validate is reported as such already
+            owners[int(ip) & hostmask].append(host)
     clashes = {str(ipoib.address_for(site.nodes[hosts[0]].ip).ip): hosts for hosts in owners.values() if len(hosts) > 1}
     for address, hosts in sorted(clashes.items()):
         if len(hosts) > 1:
