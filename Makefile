@@ -62,8 +62,17 @@ molecule-all: images
 
 test: images lint pytest molecule
 
+# every bench runs (a failed one does not stop the others); the summary lists each figure with its target and
+# PASS/MISS; the exit status is non-zero only when a bench failed, never for a missed target
 bench: venv
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@mkdir -p out; : > out/bench.log; \
+	for b in bench/*.py; do \
+	  case $$b in bench/_*|bench/summary.py) continue;; esac; \
+	  echo "== $$b" | tee -a out/bench.log; \
+	  $(BIN)/python $$b 2>&1 | tee -a out/bench.log; rc=$${PIPESTATUS[0]}; \
+	  if [ $$rc -ne 0 ]; then echo "BENCH-ERROR $$b exited $$rc" | tee -a out/bench.log; fi; \
+	done; \
+	$(BIN)/python bench/summary.py out/bench.log
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,7 @@ from typing import Any
 
 import requests
 
+from _figures import figure
 from bitten.cooling.agent import Agent
 from bitten.cooling.config import parse_config
 from bitten.lab.doubles.cdu import CduSimulator, ConstantLoad, Plant, serve_cdus
@@ -252,6 +253,10 @@ def main() -> None:
           f"documents ({bare * 1000:.0f} ms; target <= 1.0), {agent / bare_x:.2f}x a bare loop of its own "
           f"{cdus} expanded requests ({bare_x * 1000:.0f} ms); at a 10 s interval {agent / 10 * 100:.2f} % of a core "
           f"(target <= 1 %)")
+    figure(f"cooling agent CPU per poll cycle / bare requests+JSON loop ({cdus} CDUs, $expand)",
+           f"{agent / bare:.2f}x ({agent * 1000:.0f} / {bare * 1000:.0f} ms)", "<= 1.0x", agent / bare <= 1.0)
+    figure(f"cooling agent share of a core, {cdus} CDUs at a 10 s interval", f"{agent / 10 * 100:.2f} %", "<= 1 %",
+           agent / 10 * 100 <= 1.0)
     walk = cpu_per_cycle(cdus, cycles, expand=False)
     print(f"poll cycle with {cdus} CDUs, without $expand ({walk['requests']:.0f} requests): agent CPU "
           f"{walk['agent'] * 1000:.0f} ms = {walk['agent'] / walk['bare_documents']:.2f}x the bare loop over the same "

@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _figures import figure
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventory" / "lab"
@@ -121,6 +123,8 @@ def main() -> int:
     site, three = rows[0][1], rows[-1][1]
     print(f"targets: site.yml {site.wall:.1f} s <= 60 s: {'met' if site.wall <= 60 else 'NOT met'}; "
           f"slurm on 3 hosts {three.wall:.1f} s <= 10 s: {'met' if three.wall <= 10 else 'NOT met'}")
+    figure("no-op re-run of the lab, site.yml (wall)", f"{site.wall:.1f} s", "<= 60 s", site.wall <= 60)
+    figure("no-op re-run, the Slurm layer on 3 hosts (wall)", f"{three.wall:.1f} s", "<= 10 s", three.wall <= 10)
     for name, result in rows:
         print(f"\nslowest tasks, {name}:")
         for task, seconds in result.slowest():

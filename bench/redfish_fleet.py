@@ -4,6 +4,9 @@ Figures, each against a baseline measured in the same run:
 
 * CPU per node: the fleet's CPU (this process, every thread) plus the emulator's (its own process, read from
   /proc), divided by the node count; and the same for the raw-GET loop per request.
+* CPU per node against issue 16's baseline, reproduced in the same run against the same emulator process: per node
+  15 requests (the count the issue measured: duplicate GETs and a failed session POST), each on a new TLS
+  connection with basic auth, as the client made them then. Target: the fleet at <= 0.5x.
 * Wall time of the fleet against the raw-GET loop: plain ``requests`` GETs of each node's System resource (one
   keep-alive connection and one Redfish session per node, TLS verified, the same concurrency), as many requests as
   the fleet made, against the same emulator process. That is the floor of what any client pays per request; the fleet
@@ -11,7 +14,8 @@ Figures, each against a baseline measured in the same run:
 * Wall time against community.general's redfish_config (SetBiosAttributes) and redfish_command (SetOneTimeBoot,
   PowerOn) through ansible-playbook with forks=50, on a fresh emulator (skipped with BITTEN_BENCH_ANSIBLE=0).
 * One node alone through bitten (generic flavour on the emulator, and hpe_ilo on the iLO fake: sessions).
-* A projection for 1,000 real iLOs from the measured request counts and client CPU.
+* A projection for 1,000 real iLOs from the measured round trips (on the iLO fake, by method) and client CPU (docs/
+  bmc-fleet.md explains it).
 
 The emulator is sushy-tools (with bitten's fake-driver extension and SessionService) in its own process, one BMC
 per port (each node's Systems collection lists its one system, as on a server's BMC), TLS from a bench CA, a
@@ -43,6 +47,7 @@ from pathlib import Path
 import requests
 import yaml
 
+from _figures import figure
 from bitten.core.pki import CertificateAuthority
 from bitten.core.redfish.endpoint import Tls
 from bitten.hardware import Credentials, DesiredBmcState, Endpoint, run_fleet, run_node
@@ -156,6 +161,29 @@ def raw_get_loop(emu: Emulator, ca: Path, per_node: int) -> int:
         return sum(pool.map(node, emu.specs))
 
 
+#: issue 16's "today": 15 requests per node, a new TLS connection for each, basic auth after the failed session POST
+ISSUE_REQUESTS = 15
+
+
+def issue_pattern(emu: Emulator, ca: Path) -> int:
+    """Issue 16's baseline request pattern: per node ISSUE_REQUESTS GETs of its System resource, each on a connection
+    of its own (TLS handshake, ``Connection: close``) with basic auth, FORKS nodes at a time."""
+
+    def node(spec: SystemSpec) -> int:
+        url = f"{emu.url(spec.name)}/redfish/v1/Systems/{spec.name}"
+        for _ in range(ISSUE_REQUESTS):
+            with requests.Session() as session:
+                session.trust_env = False
+                response = session.get(url, auth=(USER, PASSWORD), verify=str(ca), timeout=30,
+                                       headers={"Connection": "close"})
+                response.raise_for_status()
+                response.json()
+        return ISSUE_REQUESTS
+
+    with ThreadPoolExecutor(max_workers=FORKS) as pool:
+        return sum(pool.map(node, emu.specs))
+
+
 def run_baseline(emu: Emulator, work: Path, ca: Path) -> float:
     inventory = {"all": {"hosts": {s.name: {"baseuri": f"127.0.0.1:{emu.ports[s.name]}", "system_uuid": s.uuid}
                                    for s in emu.specs}}}
@@ -197,8 +225,9 @@ def converged(emu: Emulator, settings: Settings) -> None:
 
 
 def paired_run(work: Path, cert: tuple[Path, Path], htpasswd: Path, ca: Path,
-               settings: Settings) -> tuple[Measured, Measured]:
-    """The fleet on a fresh emulator, then the raw-GET loop with as many requests against the same process."""
+               settings: Settings) -> tuple[Measured, Measured, Measured]:
+    """The fleet on a fresh emulator, then the raw-GET loop with as many requests and issue 16's request pattern
+    against the same process."""
     emu = Emulator(work, systems(NODES), cert, htpasswd)
     try:
         # warm the emulator's code paths (templates, imports) outside the measurement, on a node of its own
@@ -222,9 +251,10 @@ def paired_run(work: Path, cert: tuple[Path, Path], htpasswd: Path, ca: Path,
         converged(emu, settings)
         per_node = round(bitten.requests / len(emu.specs))
         raw = measure(emu, lambda: raw_get_loop(emu, ca, per_node))
+        old = measure(emu, lambda: issue_pattern(emu, ca))
     finally:
         emu.stop()
-    return bitten, raw
+    return bitten, raw, old
 
 
 def one_node(work: Path, cert: tuple[Path, Path], htpasswd: Path, settings: Settings) -> tuple[float, int]:
@@ -242,9 +272,10 @@ def one_node(work: Path, cert: tuple[Path, Path], htpasswd: Path, settings: Sett
     return min(singles)
 
 
-def one_ilo(cert: tuple[Path, Path], settings: Settings) -> tuple[float, int, float]:
-    """One node through the iLO fake (sessions, Oem.Hpe, the settings object): time, requests, client CPU."""
-    runs: list[tuple[float, int, float]] = []
+def one_ilo(cert: tuple[Path, Path], settings: Settings) -> tuple[float, int, float, dict[str, int]]:
+    """One node through the iLO fake (sessions, Oem.Hpe, the settings object): time, requests, client CPU and the
+    requests by method."""
+    runs: list[tuple[float, int, float, dict[str, int]]] = []
     for i in range(3):
         fake = IloFake(IloSpec(username=USER, password=PASSWORD, macs=("94:40:c9:68:50:01",)))
         with WsgiServer(fake, cert=cert) as server:
@@ -254,12 +285,16 @@ def one_ilo(cert: tuple[Path, Path], settings: Settings) -> tuple[float, int, fl
                             Credentials(USER, PASSWORD))
             cpu0, start = thread_cpu(), time.monotonic()
             result = run_node(target, "apply", settings=settings)
-            runs.append((time.monotonic() - start, result.requests, thread_cpu() - cpu0))
+            elapsed, cpu = time.monotonic() - start, thread_cpu() - cpu0
+            methods: dict[str, int] = {}
+            for (method, _path), count in fake.calls.items():
+                methods[method] = methods.get(method, 0) + count
+            runs.append((elapsed, result.requests, cpu, methods))
             if not result.ok:
                 raise SystemExit(result.error)
             if fake.sessions:
                 raise SystemExit("the iLO session was not deleted")
-    return min(runs)
+    return min(runs, key=lambda r: r[0])
 
 
 def thread_cpu() -> float:
@@ -291,28 +326,37 @@ def main() -> int:
 
         pairs = [paired_run(work, cert, htpasswd, ca.cert_path, settings) for _ in range(RUNS)]
         single, single_requests = one_node(work, cert, htpasswd, settings)
-        ilo_seconds, ilo_requests, ilo_cpu = one_ilo(cert, settings)
+        ilo_seconds, ilo_requests, ilo_cpu, ilo_methods = one_ilo(cert, settings)
 
     nodes = NODES - 1  # one node of each emulator warms it up outside the measurement
     med = statistics.median
-    fleet_s = med(b.seconds for b, _ in pairs)
-    raw_s = med(r.seconds for _, r in pairs)
-    requests_total = int(med(b.requests for b, _ in pairs))
-    fleet_cpu = med(b.cpu for b, _ in pairs) / nodes
-    client_cpu = med(b.client_cpu for b, _ in pairs) / nodes
-    emu_cpu = med(b.emulator_cpu for b, _ in pairs) / nodes
-    raw_cpu = med(r.cpu / r.requests for _, r in pairs)
+    fleet_s = med(b.seconds for b, _, _ in pairs)
+    raw_s = med(r.seconds for _, r, _ in pairs)
+    requests_total = int(med(b.requests for b, _, _ in pairs))
+    per_node = requests_total / nodes
+    fleet_cpu = med(b.cpu for b, _, _ in pairs) / nodes
+    client_cpu = med(b.client_cpu for b, _, _ in pairs) / nodes
+    emu_cpu = med(b.emulator_cpu for b, _, _ in pairs) / nodes
+    raw_cpu = med(r.cpu / r.requests for _, r, _ in pairs)
     print(f"fleet     bitten.hardware apply, {nodes} nodes: {fleet_s:6.2f} s wall, {requests_total} requests "
-          f"({requests_total / nodes:.1f} per node)")
+          f"({per_node:.1f} per node)")
     print(f"          CPU per node {fleet_cpu * 1000:6.1f} ms (client {client_cpu * 1000:.1f} + emulator "
           f"{emu_cpu * 1000:.1f}); runs: " + ", ".join(f"{b.seconds:.2f} s/{b.cpu / nodes * 1000:.1f} ms"
-                                                         for b, _ in pairs))
-    raw_client = med(r.client_cpu / r.requests for _, r in pairs)
+                                                         for b, _, _ in pairs))
+    raw_client = med(r.client_cpu / r.requests for _, r, _ in pairs)
     print(f"raw GETs  requests.Session per node, {requests_total // nodes} requests each: {raw_s:6.2f} s wall, "
           f"CPU {raw_cpu * 1000:.2f} ms per request (client {raw_client * 1000:.2f}; fleet "
-          f"{fleet_cpu / (requests_total / nodes) * 1000:.2f}, "
-          f"client {client_cpu / (requests_total / nodes) * 1000:.2f})")
-    ratios = [b.seconds / r.seconds for b, r in pairs]
+          f"{fleet_cpu / per_node * 1000:.2f}, client {client_cpu / per_node * 1000:.2f})")
+    old_cpu = med(o.cpu for _, _, o in pairs) / nodes
+    old_client = med(o.client_cpu for _, _, o in pairs) / nodes
+    old_s = med(o.seconds for _, _, o in pairs)
+    cpu_ratios = [b.cpu / o.cpu for b, _, o in pairs]
+    print(f"issue 16  its baseline pattern, {ISSUE_REQUESTS} requests per node, a new TLS connection and basic auth "
+          f"each: {old_s:6.2f} s wall, CPU per node {old_cpu * 1000:.1f} ms (client {old_client * 1000:.1f} + "
+          f"emulator {(old_cpu - old_client) * 1000:.1f}; {old_cpu / ISSUE_REQUESTS * 1000:.2f} ms per request)")
+    print(f"ratio     fleet CPU per node / issue 16's pattern: {med(cpu_ratios):.2f}x median of "
+          + ", ".join(f"{x:.2f}" for x in cpu_ratios) + " (target <= 0.5)")
+    ratios = [b.seconds / r.seconds for b, r, _ in pairs]
     print(f"ratio     fleet / raw-GET loop (wall, same requests, same emulator): {med(ratios):.2f}x median of "
           + ", ".join(f"{x:.2f}" for x in ratios) + " (target <= 1.0)")
     if baseline is not None:
@@ -320,33 +364,47 @@ def main() -> int:
               f"{baseline:6.1f} s; baseline / fleet {baseline / fleet_s:.1f}x")
     print(f"one node  generic on the emulator {single:.3f} s ({single_requests} requests); hpe_ilo on the iLO fake "
           f"{ilo_seconds:.3f} s ({ilo_requests} requests, client CPU {ilo_cpu * 1000:.1f} ms) (target <= 0.12 s)")
-    project(ilo_requests, ilo_cpu)
+    project(ilo_requests, ilo_methods, client_cpu, ilo_cpu)
+    figure("BMC fleet CPU per node / issue 16's request pattern", f"{med(cpu_ratios):.2f}x ({fleet_cpu * 1000:.1f} "
+           f"/ {old_cpu * 1000:.1f} ms)", "<= 0.5x", med(cpu_ratios) <= 0.5)
+    figure("BMC fleet wall / raw-GET loop (same requests, same emulator)", f"{med(ratios):.2f}x", "<= 1.0x",
+           med(ratios) <= 1.0)
+    figure("one node, generic flavour on the emulator", f"{single:.3f} s", "<= 0.12 s", single <= 0.12)
+    figure("one node, hpe_ilo flavour on the iLO fake", f"{ilo_seconds:.3f} s", "<= 0.12 s", ilo_seconds <= 0.12)
     return 0
 
 
 #: what the projection assumes (no iLO can run on this machine): an iLO 5/6 answers a Redfish request in 0.1-0.5 s
 #: (GETs of the system quickly, BIOS resources and the reset slowly); PowerState reads On a few seconds after the
-#: Reset (the POST itself takes minutes and is not waited for)
+#: Reset (the POST itself takes minutes and is not waited for). Everything else in it is measured in this run.
 ILO_SECONDS_PER_REQUEST = (0.1, 0.5)
 ILO_POWER_ON_SECONDS = 5.0
 CONCURRENCY_1000 = 128
+ILOS = 1000
 
 
-def project(requests_per_node: int, cpu_per_node: float) -> None:
-    """1,000 real iLOs: each node's requests are sequential round trips; CONCURRENCY_1000 nodes at a time."""
-    waves = -(-1000 // CONCURRENCY_1000)
+def project(requests_per_node: int, methods: dict[str, int], fleet_client_cpu: float, ilo_client_cpu: float) -> None:
+    """1,000 real iLOs: each node's requests are sequential round trips on one connection and one session;
+    CONCURRENCY_1000 nodes at a time."""
+    waves = -(-ILOS // CONCURRENCY_1000)
     low, high = (requests_per_node * t + ILO_POWER_ON_SECONDS for t in ILO_SECONDS_PER_REQUEST)
-    client = 1000 * cpu_per_node
-    print(f"1,000 iLOs (projected): {requests_per_node} round trips per node, measured on the iLO fake (session "
-          f"login and logout included); at {ILO_SECONDS_PER_REQUEST[0]:g}-{ILO_SECONDS_PER_REQUEST[1]:g} s per "
-          f"iLO answer + {ILO_POWER_ON_SECONDS:g} s to PowerState On: {low:.0f}-{high:.0f} s per node")
-    print(f"          {CONCURRENCY_1000} nodes at a time (threads waiting on iLOs, one connection each): "
-          f"{waves} waves, {waves * low / 60:.1f}-{waves * high / 60:.1f} min for the fleet; "
-          f"client CPU {client:.0f} s in all "
-          f"(measured {cpu_per_node * 1000:.0f} ms per node), {client / (waves * high) * 100:.0f}-"
-          f"{client / (waves * low) * 100:.0f} % of one core: the iLOs, not the client, set the pace")
-    print("          sessions: one per iLO for the run, deleted at the end (iLO accepts a limited number and keeps an "
-          "abandoned one for its idle timeout, 30 min by default; basic auth would open one per request)")
+    cpu = max(fleet_client_cpu, ilo_client_cpu)
+    client = ILOS * cpu
+    by_method = ", ".join(f"{count} {method}" for method, count in sorted(methods.items()))
+    print(f"{ILOS:,} iLOs (projected): {requests_per_node} round trips per node, measured on the iLO fake "
+          f"({by_method}; "
+          f"session login and logout included, one TLS connection); at {ILO_SECONDS_PER_REQUEST[0]:g}-"
+          f"{ILO_SECONDS_PER_REQUEST[1]:g} s per iLO answer (assumed) + {ILO_POWER_ON_SECONDS:g} s to PowerState On: "
+          f"{low:.0f}-{high:.0f} s per node")
+    print(f"          {CONCURRENCY_1000} nodes at a time (threads waiting on iLOs, one connection and one session "
+          f"each): {waves} waves, {waves * low / 60:.1f}-{waves * high / 60:.1f} min for the fleet; client CPU "
+          f"{client:.0f} s in all (measured {cpu * 1000:.0f} ms per node: the larger of the fleet's "
+          f"{fleet_client_cpu * 1000:.0f} ms and one iLO's {ilo_client_cpu * 1000:.0f} ms), "
+          f"{client / (waves * high) * 100:.0f}-{client / (waves * low) * 100:.0f} % of one core: the iLOs, not the "
+          "client, set the pace; more concurrency shortens the run until that share nears a core")
+    print("          sessions: one per iLO at a time, deleted at the end, so iLO's session limit (HPE documents a "
+          "finite number of connections and a 30 min default idle timeout, after which an abandoned session is "
+          "recycled) is never approached; basic auth would open a session per request")
 
 
 if __name__ == "__main__":

@@ -99,3 +99,18 @@ def test_missing_inventory_path(tmp_path: Path) -> None:
 def test_shipped_inventories_are_valid(site: str) -> None:
     result = runner.invoke(app, ["validate", str(INVENTORIES / site)])
     assert result.exit_code == 0, result.stderr
+
+
+def test_an_invalid_address_of_a_provisioned_cabled_node_is_reported_not_a_crash(tmp_path: Path) -> None:
+    """The reference site (provisioning network, fabric with IPoIB) with one node's bitten_ip invalid: the checks
+    that compare addresses skip it (its own error says what is wrong) instead of failing on the missing value."""
+    inventory = tmp_path / "inv"
+    shutil.copytree(INVENTORIES / "bitten", inventory)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("bitten_ip: 10.20.1.1\n", "bitten_ip: 10.20.1.300\n", 1))
+    result = runner.invoke(app, ["validate", str(inventory)])
+    assert result.exit_code == 2, result.output
+    problems = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(problems) == 1, result.stderr
+    assert "hosts.yml:" in problems[0] and "host gpu01" in problems[0] and "field bitten_ip" in problems[0]
+    assert "10.20.1.300" in problems[0]

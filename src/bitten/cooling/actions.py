@@ -27,14 +27,12 @@ from typing import Protocol
 
 from bitten.cooling.alarms import Alarm, Transition
 from bitten.cooling.nodes import HelperSlurm, Slurm
+from bitten.cooling.reason import REASON  # every reason the agent sets starts with it
 from bitten.cooling.store import Supervised
-from bitten.core.scontrol import NodeState, ReasonPrefix, ScontrolError
+from bitten.core.scontrol import NodeState, ScontrolError
 from bitten.site.model import AlarmAction
 
 log = logging.getLogger("bitten.cooling.actions")
-
-#: every reason the agent sets starts with this, and it only ever resumes nodes whose reason does
-REASON = ReasonPrefix("bitten-cooling:")
 
 
 @dataclass(frozen=True)

@@ -166,8 +166,8 @@ def resume(
     that is not responding stays down until its slurmd answers, and is named), 1 when Slurm still shows one drained.
     """
     # imported here, not at the top: only this path needs it, and start-up stays light
-    from bitten.cooling.actions import REASON
     from bitten.cooling.nodes import HelperSlurm, LocalSlurm
+    from bitten.cooling.reason import REASON
     from bitten.core.scontrol import ScontrolError
 
     cfg = _config(config)

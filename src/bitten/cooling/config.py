@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from bitten.cooling.reason import REASON
 from bitten.site.model import (
     ALARM_KINDS,
     AlarmAction,
@@ -35,6 +36,8 @@ from bitten.site.model import (
 from bitten.site.problems import Problem
 
 DEFAULT_PATH = "/etc/bitten/cooling/agent.yaml"
+#: libyaml's emitter where PyYAML has it (the same bytes, ~3x faster: the file lists every node of the site)
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class AgentConfigError(Exception):
@@ -225,7 +228,8 @@ def build(site: Site, host: str, secret: Any = None) -> AgentConfig:
 def dump(config: AgentConfig) -> str:
     """The configuration as YAML, the way :func:`load_config` reads it back (every field, aliases as written)."""
     data = config.model_dump(mode="json", by_alias=True)
-    return HEADER.format(site=config.site) + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+    return HEADER.format(site=config.site) + yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True,
+                                                       width=120)
 
 
 def render(site: Site, host: str | None, secret: Any) -> str:
@@ -241,9 +245,6 @@ MIN_CAP_SHARE = 0.10
 def allowed(site: Site) -> dict[str, Any]:
     """What the agent's privileged helper lets it change (bitten.cooling.helper): the nodes of every loop, the
     reason prefix it owns, the GPU power range per node and the command that sets it."""
-    # imported here, not at the top: only this path needs it, and start-up stays light
-    from bitten.cooling.actions import REASON
-
     nodes = sorted({n for loop in site.cooling.loops for n in site.loop_nodes(loop)})
     watts = {}
     for node in nodes:

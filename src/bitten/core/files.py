@@ -8,6 +8,7 @@ the same bytes. A file's content comes from a Jinja template under templates/ or
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -212,9 +213,9 @@ def render_tree(specs: Sequence[FileSpec], site: Site, out: Path,
                 listed = members[0] if len(members) == 1 else compress_hosts(members)
                 dest = tmp / relative if len(variants) == 1 else tmp / f"{relative}{BY_HOST}" / listed
                 if dest.parent not in made:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.makedirs(dest.parent, exist_ok=True)
                     made.add(dest.parent)
-                dest.write_bytes(data)
+                _write(dest, data)
                 digest = hashlib.sha256(data).hexdigest()
                 mode, owner = ("review", "-") if spec.review_only else (spec.mode, f"{spec.owner}:{spec.group}")
                 manifest.append(f"{path}\t{listed}\t{mode}\t{owner}\t{digest}\n")
@@ -229,6 +230,17 @@ def render_tree(specs: Sequence[FileSpec], site: Site, out: Path,
         shutil.rmtree(out)
     tmp.rename(out)
     return RenderResult(files=written, hosts=len(hosts), unique=unique)
+
+
+def _write(dest: Path, data: bytes) -> None:
+    """A new file of the render tree (tens of thousands at 10,000 nodes: the system calls, without pathlib's)."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def rendered(out: Path, host: str, path: str) -> Path:

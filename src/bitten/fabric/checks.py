@@ -8,7 +8,7 @@ addresses are unique and Slurm's topology plugin can describe the cabling.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 from bitten.site import model as m
@@ -55,12 +55,15 @@ def _known(names: set[str] | list[str]) -> str:
 
 def _references(site: m.Site, fabric: Fabric, where: _Where) -> Iterator[Problem]:
     switches = set(fabric.switches)
+    nodes_of: dict[int, set[str]] = defaultdict(set)
+    for port in fabric.node_ports:
+        nodes_of[port.entry].add(port.node)
     for index, cable in enumerate(fabric.cables):
         if cable.switch not in switches:
             yield Problem(file=where("cables", index, "switch"), field=_field("cables", index, "switch"),
                           message=f"unknown switch {cable.switch!r}",
                           fix=f"name a switch of bitten_fabric.switches ({_known(switches)}) or define it there")
-        for node in sorted({p.node for p in cable.expand(index)}):
+        for node in sorted(nodes_of[index]):
             if node not in site.nodes:
                 yield Problem(file=where("cables", index, "node"), field=_field("cables", index, "node"),
                               message=f"host {node!r} is not in the inventory",
@@ -100,45 +103,59 @@ def _references(site: m.Site, fabric: Fabric, where: _Where) -> Iterator[Problem
 
 
 def _ports_used_once(fabric: Fabric, where: _Where) -> Iterator[Problem]:
-    users: dict[tuple[str, int], list[tuple[str, str, int]]] = defaultdict(list)
-    for port in fabric.node_ports:
-        users[(port.switch, port.switch_port)].append((port.label, "cables", port.entry))
+    # counted first, described only where a port is used twice (at 10,000 nodes there are ~30,000 ports)
+    switch_ports = Counter((port.switch, port.switch_port) for port in fabric.node_ports)
     for link in fabric.switch_links:
-        users[(link.switch, link.port)].append((f"{link.peer} port {link.peer_port}", "trunks", link.entry))
-        users[(link.peer, link.peer_port)].append((f"{link.switch} port {link.port}", "trunks", link.entry))
+        switch_ports[(link.switch, link.port)] += 1
+        switch_ports[(link.peer, link.peer_port)] += 1
+    twice = {key for key, count in switch_ports.items() if count > 1}
+    users: dict[tuple[str, int], list[tuple[str, str, int]]] = defaultdict(list)
+    if twice:
+        for port in fabric.node_ports:
+            if (port.switch, port.switch_port) in twice:
+                users[(port.switch, port.switch_port)].append((port.label, "cables", port.entry))
+        for link in fabric.switch_links:
+            if (link.switch, link.port) in twice:
+                users[(link.switch, link.port)].append((f"{link.peer} port {link.peer_port}", "trunks", link.entry))
+            if (link.peer, link.peer_port) in twice:
+                users[(link.peer, link.peer_port)].append((f"{link.switch} port {link.port}", "trunks", link.entry))
     for (switch, number), who in sorted(users.items()):
-        if len(who) < 2:
-            continue
         listed = "; ".join(f"{label} ({_field(section, entry)})" for label, section, entry in who)
         for _label, section, entry in dict.fromkeys(who):
             yield Problem(file=where(section, entry), field=_field(section, entry),
                           message=f"switch {switch} port {number} is used twice: {listed}",
                           fix="one cable per switch port: correct the port numbers in the cabling plan")
+    hca_ports = Counter((port.node, port.hca, port.port) for port in fabric.node_ports)
     hca_users: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    for port in fabric.node_ports:
-        hca_users[(port.node, port.hca, port.port)].append(port.entry)
+    if any(count > 1 for count in hca_ports.values()):
+        for port in fabric.node_ports:
+            if hca_ports[(port.node, port.hca, port.port)] > 1:
+                hca_users[(port.node, port.hca, port.port)].append(port.entry)
     for (node, hca, number), entries in sorted(hca_users.items()):
-        if len(entries) > 1:
-            for entry in dict.fromkeys(entries):
-                yield Problem(file=where("cables", entry), host=node, field=_field("cables", entry),
-                              message=f"{node} {hca} port {number} is cabled twice (bitten_fabric.cables entries "
-                              f"{', '.join(str(e) for e in entries)})",
-                              fix="an HCA port takes one cable: correct the node, HCA or port")
+        for entry in dict.fromkeys(entries):
+            yield Problem(file=where("cables", entry), host=node, field=_field("cables", entry),
+                          message=f"{node} {hca} port {number} is cabled twice (bitten_fabric.cables entries "
+                          f"{', '.join(str(e) for e in entries)})",
+                          fix="an HCA port takes one cable: correct the node, HCA or port")
 
 
 def _guids_unique(fabric: Fabric, where: _Where) -> Iterator[Problem]:
+    counts = Counter(switch.guid for switch in fabric.switches.values())
+    counts.update(port.guid for port in fabric.node_ports if port.guid)
+    twice = {guid for guid, count in counts.items() if count > 1}
     owners: dict[str, list[tuple[str, tuple[str | int, ...]]]] = defaultdict(list)
-    for name, switch in fabric.switches.items():
-        owners[switch.guid].append((f"switch {name}", ("switches", name, "guid")))
-    for port in fabric.node_ports:
-        if port.guid:
-            owners[port.guid].append((port.label, ("cables", port.entry, "guids")))
+    if twice:
+        for name, switch in fabric.switches.items():
+            if switch.guid in twice:
+                owners[switch.guid].append((f"switch {name}", ("switches", name, "guid")))
+        for port in fabric.node_ports:
+            if port.guid in twice:
+                owners[port.guid].append((port.label, ("cables", port.entry, "guids")))
     for guid, who in sorted(owners.items()):
-        if len(who) > 1:
-            names = ", ".join(w for w, _ in who)
-            for _w, path in dict.fromkeys(who):
-                yield Problem(file=where(*path), field=_field(*path), message=f"GUID {guid} is used by {names}",
-                              fix="GUIDs are unique: copy each one from ibstat -p / ibswitches again")
+        names = ", ".join(w for w, _ in who)
+        for _w, path in dict.fromkeys(who):
+            yield Problem(file=where(*path), field=_field(*path), message=f"GUID {guid} is used by {names}",
+                          fix="GUIDs are unique: copy each one from ibstat -p / ibswitches again")
 
 
 def _nodes_on_fabric(site: m.Site, fabric: Fabric, locator: Locator, where: _Where) -> Iterator[Problem]:
@@ -178,14 +195,17 @@ def _partitions(site: m.Site, fabric: Fabric, where: _Where) -> Iterator[Problem
     names: dict[str, int] = {}
     pkeys: dict[int, int] = {}
     for index, part in enumerate(fabric.partitions):
-        here, field = where("partitions", index), _field("partitions", index)
+        # where() reads fabric.yml again with its lines (1.7 MB at 10,000 nodes): only for a problem
+        field = _field("partitions", index)
         if part.name in names or part.name == "Default":
-            yield Problem(file=here, field=f"{field}.name", message=f"partition {part.name} is defined twice" if
-                          part.name in names else "Default is OpenSM's own partition (P_Key 0x7fff)",
+            yield Problem(file=where("partitions", index), field=f"{field}.name",
+                          message=f"partition {part.name} is defined twice" if part.name in names
+                          else "Default is OpenSM's own partition (P_Key 0x7fff)",
                           fix="give every partition its own name")
         names.setdefault(part.name, index)
         if part.pkey in pkeys:
-            yield Problem(file=here, field=f"{field}.pkey", message=f"P_Key {part.pkey_hex} is also partition "
+            yield Problem(file=where("partitions", index), field=f"{field}.pkey",
+                          message=f"P_Key {part.pkey_hex} is also partition "
                           f"{fabric.partitions[pkeys[part.pkey]].name}'s", fix="give every partition its own P_Key")
         pkeys.setdefault(part.pkey, index)
         members = site.members(part.members)
@@ -198,7 +218,7 @@ def _partitions(site: m.Site, fabric: Fabric, where: _Where) -> Iterator[Problem
         without = sorted({p.label for host in members for p in fabric.ports_of(host) if not p.guid})
         if without:
             shown = ", ".join(without[:4]) + (f" and {len(without) - 4} more" if len(without) > 4 else "")
-            yield Problem(file=here, field=f"{field}.members",
+            yield Problem(file=where("partitions", index), field=f"{field}.members",
                           message=f"OpenSM names partition members by port GUID, and these member ports have none "
                           f"in the inventory: {shown}",
                           fix="record each port's GUID (ibstat -p on the node) in its cable's guids")
@@ -208,7 +228,9 @@ def _ipoib(site: m.Site, fabric: Fabric, locator: Locator, where: _Where) -> Ite
     ipoib = fabric.ipoib
     if ipoib is None:
         return
-    owners: dict[str, list[str]] = defaultdict(list)
+    # hosts by the host part of their address (what address_for keeps): the address is spelled out for a clash only
+    owners: dict[int, list[str]] = defaultdict(list)
+    hostmask = int(ipoib.subnet.hostmask)
     for host in fabric.nodes:
         if host not in site.nodes:
             continue
@@ -217,8 +239,11 @@ def _ipoib(site: m.Site, fabric: Fabric, locator: Locator, where: _Where) -> Ite
                           message=f"IPoIB runs on {ipoib.hca} port 1, which has no cable on {host}",
                           fix=f"cable {host} {ipoib.hca}, or choose the HCA that every node has cabled")
             continue
-        owners[str(ipoib.address_for(site.nodes[host].ip).ip)].append(host)
-    for address, hosts in sorted(owners.items()):
+        ip = site.nodes[host].ip
+        if ip is not None:  # an address that did not validate is reported as such already
+            owners[int(ip) & hostmask].append(host)
+    clashes = {str(ipoib.address_for(site.nodes[hosts[0]].ip).ip): hosts for hosts in owners.values() if len(hosts) > 1}
+    for address, hosts in sorted(clashes.items()):
         if len(hosts) > 1:
             for host in hosts:
                 yield Problem(file=locator.find(host, "bitten_ip"), host=host, field=_field("ipoib", "subnet"),
@@ -236,7 +261,8 @@ def _ipoib(site: m.Site, fabric: Fabric, locator: Locator, where: _Where) -> Ite
                 yield Problem(file=where("ipoib", "partition"), field=_field("ipoib", "partition"),
                               message=f"partition {part.name} has no IPoIB broadcast group",
                               fix=f"set ipoib: true on partition {part.name}")
-            outside = [h for h in fabric.nodes if h in site.nodes and h not in site.members(part.members)]
+            members = set(site.members(part.members))
+            outside = [h for h in fabric.nodes if h in site.nodes and h not in members]
             if outside:
                 yield Problem(file=where("ipoib", "partition"), field=_field("ipoib", "partition"),
                               message=f"IPoIB runs in partition {part.name}, but {', '.join(outside[:4])} "

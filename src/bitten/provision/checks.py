@@ -30,7 +30,8 @@ def check_provision(site: m.Site, locator: Locator, declared: Declared) -> Itera
                       fix=f"put the service node that serves DHCP/TFTP/HTTP in group {m.GROUP_PROVISIONERS}")
     subnet = provision.network.subnet
     for host in serving:
-        if site.nodes[host].ip not in subnet:
+        # an address that did not validate (None) is reported as such already: no follow-on
+        if site.nodes[host].ip is not None and site.nodes[host].ip not in subnet:
             yield Problem(file=locator.find(host, "bitten_ip"), host=host, field="bitten_ip",
                           message=f"the provisioner's address {site.nodes[host].ip} is outside the provisioning "
                                   f"network {subnet}",
@@ -60,7 +61,7 @@ def check_provision(site: m.Site, locator: Locator, declared: Declared) -> Itera
             yield Problem(file=locator.find(host, "bitten_ip"), host=host, field="bitten_boot_mac",
                           message="a provisioned node without a boot MAC: DHCP could not give it its address",
                           fix="set bitten_boot_mac to the MAC of the port it PXE-boots from")
-        if node.ip not in subnet:
+        if node.ip is not None and node.ip not in subnet:
             yield Problem(file=locator.find(host, "bitten_ip"), host=host, field="bitten_ip",
                           message=f"{node.ip} is outside the provisioning network {subnet}: the DHCP reservation "
                                   "would hand out an address the node cannot use",

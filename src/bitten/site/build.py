@@ -11,7 +11,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 
 from bitten.site import model as m
 from bitten.site.checks import Check, run_checks
-from bitten.site.inventory import InventoryData
+from bitten.site.inventory import InventoryData, collector_paused
 from bitten.site.locate import Locator
 from bitten.site.model.values import suggest
 from bitten.site.problems import Problem, SiteError, is_vaulted
@@ -106,6 +106,7 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or a == b
 
 
+@collector_paused()
 def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
     """Validate inventory variables into a Site, or raise SiteError listing every problem.
 
@@ -127,6 +128,8 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
     known = sections.keys() | m.HOST_VARS.keys()
     seen_unknown: set[tuple[str, str]] = set()
     for host in hosts:
+        if not data.hostvars[host].keys() - known:  # the usual case, decided without a loop per variable
+            continue
         for var in data.hostvars[host]:
             if var not in known:
                 where = locator.find(host, var)
@@ -139,6 +142,7 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
 
     # site-wide variables must agree on every host; one that failed to template on some host is invalid
     invalid: set[str] = {var if var in sections else f"{var}@{host}" for host, var in data.invalid}
+    hostvars = [data.hostvars[host] for host in hosts]
     site_raw: dict[str, Any] = {}
     for var in sections:
         value = data.hostvars[reference].get(var) if reference else None
@@ -146,8 +150,10 @@ def build_site(data: InventoryData, checks: Sequence[Check] = ()) -> m.Site:
         if var in invalid:
             site_raw[var] = None
             continue
-        for host in hosts:
-            other = data.hostvars[host].get(var)
+        seen = [hv.get(var) for hv in hostvars]
+        if seen.count(value) == len(seen):  # count compares by identity first, then ==: _same for every host
+            continue
+        for host, other in zip(hosts, seen, strict=True):
             if not _same(value, other):
                 problems.append(Problem(
                     file=locator.find(host, var), host=host, field=var,

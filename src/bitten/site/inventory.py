@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -74,6 +75,21 @@ def _strict_yaml() -> Iterator[None]:
             os.environ[name] = previous
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a site is read and validated. Both build millions of objects and free
+    almost none (no cycles among them), so every collection of the oldest generation scans an ever larger heap for
+    nothing: a quarter of the CPU time at 10,000 nodes. What is garbage is collected when it is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@collector_paused()
 def load_inventory(sources: Sequence[str | Path], vault_password_file: str | None = None, *,
                    fast: bool = True) -> InventoryData:
     """Load inventory ``sources`` as ansible-playbook sees them: a plain YAML inventory directly

@@ -15,6 +15,7 @@ placeholder for review (``bitten render``) or the value (roles, from vault).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -262,8 +263,23 @@ def to_yaml(document: Mapping[str, Any]) -> str:
                      allow_unicode=True)
 
 
+#: id(site) -> (the site, what check found): render asks once per IM file, the site is the same each time
+_checked: dict[int, tuple[weakref.ref[m.Site], list[SizeProblem], list[ConfigIssue]]] = {}
+
+
 def check(site: m.Site) -> tuple[list[SizeProblem], list[ConfigIssue]]:
     """Everything wrong with the IM files this site would get: underivable sizes and the IM's rule violations."""
+    hit = _checked.get(id(site))
+    if hit is not None and hit[0]() is site:
+        return list(hit[1]), list(hit[2])
+    sizes, issues = _check(site)
+    for key in [k for k, v in _checked.items() if v[0]() is None]:
+        del _checked[key]
+    _checked[id(site)] = (weakref.ref(site), sizes, issues)
+    return list(sizes), list(issues)
+
+
+def _check(site: m.Site) -> tuple[list[SizeProblem], list[ConfigIssue]]:
     uc = _ucloud(site)
     sizes = [p for name, mt in sorted(uc.machine_types.items()) for p in machine_sizes(site, name, mt)[1]]
     parsed = ParsedIM()

@@ -124,7 +124,7 @@ def leak(lab: Lab, loop: str | None, clear: bool, timeout: float) -> int:
     # imported here, not at the top: only this path needs it, and start-up stays light
     from rich.table import Table
 
-    from bitten.cooling.actions import REASON
+    from bitten.cooling.reason import REASON
     from bitten.core.scontrol import parse_nodes
     from bitten.lab import podman as pm
 

@@ -35,7 +35,7 @@ def suggest(value: str, choices: Iterable[str]) -> str:
 
 
 def _text(value: object, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):  # a tuple: no union built per call
         raise ValueError(f"{what} must be a string")
     return str(value).strip()
 
