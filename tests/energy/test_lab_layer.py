@@ -30,8 +30,8 @@ def test_layer_registers_the_signal_double_and_a_summary() -> None:
     load_layers()
     service = next(s for s in SERVICES if s.name == "energinet-double")
     the_lab = lab()
-    assert service.argv(the_lab)[1:] == ["-m", "bitten.lab.doubles.energinet", "--listen", "10.77.0.1:8446"]
-    assert service.port is not None and service.port(the_lab) == 8446
+    assert service.argv(the_lab)[1:] == ["-m", "bitten.lab.doubles.energinet", "--listen", "10.77.0.1:8447"]
+    assert service.port is not None and service.port(the_lab) == 8447
     assert service.prepare is energy_lab.prepare and energy_lab.summary in SUMMARIES
 
 

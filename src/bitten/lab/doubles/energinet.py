@@ -15,7 +15,7 @@ ok | down (503) | garbage (not JSON) | late (realised values stop an hour ago) |
 before now) | slow (answers after ``delay_s``); and ``POST /testdouble/peak`` with ``{"before_s", "peak_s",
 "after_s", "high", "low"}`` replaces the trace from now on with a grid peak.
 
-Run: ``python -m bitten.lab.doubles.energinet --listen 127.0.0.1:8446 [--trace FILE] [--replay]
+Run: ``python -m bitten.lab.doubles.energinet --listen 127.0.0.1:8447 [--trace FILE] [--replay]
 [--tls-cert C --tls-key K]``
 """
 
@@ -221,7 +221,7 @@ def in_thread(server: SignalServer) -> threading.Thread:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default="127.0.0.1:8446")
+    parser.add_argument("--listen", default="127.0.0.1:8447")
     parser.add_argument("--trace", type=Path, help="records per dataset (JSON); default: a generated trace")
     parser.add_argument("--replay", action="store_true", help="move the trace's start to now")
     parser.add_argument("--price-area", default="DK1")

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[4]
 
 def _grid_port(lab: Lab) -> int:
     grid = lab.site.energy.signals.grid
-    return (urlsplit(grid.url).port or 80) if grid is not None else 8446
+    return (urlsplit(grid.url).port or 80) if grid is not None else 8447
 
 
 def _argv(lab: Lab) -> list[str]:
