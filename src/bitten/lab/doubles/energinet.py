@@ -176,14 +176,18 @@ def make_handler(store: Store) -> type[BaseHTTPRequestHandler]:
                     store.fault, store.delay_s = mode, float(body.get("delay_s", 0))
                 self._json(200, {"mode": mode})
             elif self.path == "/testdouble/peak":
+                # the records are 5-minute ones: the peak begins with the record that holds now + before_s and
+                # its last record holds now + before_s + peak_s, so it lasts at least peak_s
                 now = time.time()
                 start = now - now % 300
-                before, peak = float(body.get("before_s", 300)), float(body.get("peak_s", 900))
-                new = peak_records(start, before, peak, float(body.get("after_s", 86400)),
+                begin = now + float(body.get("before_s", 300))
+                begin -= begin % 300
+                end = now + float(body.get("before_s", 300)) + float(body.get("peak_s", 900))
+                new = peak_records(start, begin - start, end - begin, float(body.get("after_s", 86400)),
                                    float(body.get("low", 120)), float(body.get("high", 420)))
                 with store.lock:
                     store.records = new
-                self._json(200, {"peak_start": start + before, "peak_end": start + before + peak})
+                self._json(200, {"peak_start": begin, "peak_end": end})
             else:
                 self._json(404, {"error": "Not Found"})
 
