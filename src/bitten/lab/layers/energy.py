@@ -138,13 +138,27 @@ def jobs_table(lab: Lab) -> object:
             from bitten.cooling.ledger import Ledger
 
             ledger = Ledger(ledger_path)
+        # the grid's CO2 over each job: the controller's signal cache (the Energi Data Service double's values)
+        realised: list[Any] = []
+        forecast: list[Any] = []
+        energy_ctl = _controller(lab)
+        if energy_ctl is not None:
+            cache = pm.exec_in(energy_ctl, ["cat", f"{site.energy.controller.state_dir}/signals.json"], check=False)
+            if cache.returncode == 0:
+                (Path(tmp) / "signals.json").write_text(cache.stdout)
+                try:
+                    realised, forecast = att.co2_points(Path(tmp) / "signals.json")
+                except (ValueError, KeyError, TypeError):
+                    realised, forecast = [], []
         nodes = att.node_infos(site)
-        results = [att.attribute(job, ledger=ledger, nodes=nodes, realised=[], forecast=[]) for job in records]
+        results = [att.attribute(job, ledger=ledger, nodes=nodes, realised=realised, forecast=forecast)
+                   for job in records]
         if ledger is not None:
             ledger.close()
     table = Table(title="energy per lab job (SIMULATED: the lab's meters are the plant simulator's, node power is "
-                  "an estimate from the profile; bitten energy jobs)")
-    for column in ("job", "user", "state", "IT energy", "PUE", "facility energy", "reused heat", "CO2"):
+                  "an estimate from the profile, the grid's CO2 the signal double's; bitten energy jobs)")
+    for column in ("job", "user", "state", "IT energy", "PUE", "facility energy", "reused heat", "grid CO2",
+                   "CO2"):
         table.add_column(column)
 
     def cell(fig: att.Figure) -> str:
@@ -152,7 +166,7 @@ def jobs_table(lab: Lab) -> object:
 
     for r in results:
         table.add_row(r.job.job_id, r.job.user, r.job.state, cell(r.it_energy), cell(r.pue), cell(r.facility_energy),
-                      cell(r.reused_heat), cell(r.co2))
+                      cell(r.reused_heat), cell(r.co2_intensity), cell(r.co2))
     return table
 
 
