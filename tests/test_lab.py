@@ -4,6 +4,7 @@ what the lab labelled."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -98,3 +99,23 @@ def test_down_removes_only_what_the_lab_labelled(tmp_path: Path) -> None:
         subprocess.run(["podman", "rm", "-f", "--ignore", "-t", "0", f"{name}-node", f"{name}-other"],
                        capture_output=True, check=False)
         subprocess.run(["podman", "network", "rm", f"{name}-net"], capture_output=True, check=False)
+
+
+def test_the_labs_services_listen_on_distinct_ports(tmp_path: Path) -> None:
+    """Two lab services on one port of the gateway: the second fails to bind while the port answers (the first),
+    so the lab refuses that before starting anything. The lab inventory had the bare nodes' BMC (sushy-tools) and
+    the Energi Data Service double both on 10.77.0.1:8446."""
+    from bitten.lab.lab import LabError
+    from bitten.lab.layers import load as load_layers
+
+    load_layers()
+    lab = Lab(INVENTORIES / "lab", load_site(INVENTORIES / "lab"))
+    names = [s.name for s in lab.services()]
+    assert {"redfish", "cooling-plant", "ucloud-core", "bare-bmc", "energinet-double"} <= set(names)
+    inv = tmp_path / "lab"
+    shutil.copytree(INVENTORIES / "lab", inv)
+    energy = inv / "group_vars" / "all" / "energy.yml"
+    energy.write_text(re.sub(r"http://10\.77\.0\.1:\d+", "http://10.77.0.1:8446", energy.read_text()))
+    with pytest.raises(LabError, match=r"lab services (bare-bmc|energinet-double) and (bare-bmc|energinet-double) "
+                       r"both listen on 10\.77\.0\.1:8446"):
+        Lab(inv, load_site(inv)).services()

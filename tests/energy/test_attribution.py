@@ -174,3 +174,19 @@ def test_one_energy_plugin_per_cluster(tmp_path: Path) -> None:
     assert "profiles name different energy plugins (gpu, rapl)" in result.stderr
     assert "acct_gather_energy/gpu reads GPUs through NVML, but profile dl325 has none" in result.stderr
     assert f"{energy}:" in result.stderr
+
+
+def test_the_gpu_energy_plugin_needs_nvml_autodetection(tmp_path: Path) -> None:
+    """acct_gather_energy/gpu reads energy through Slurm's GPU plugin, which gres.conf's AutoDetect chooses: without
+    AutoDetect=nvml slurmd loads gpu/generic, and every job's ConsumedEnergy is 0, silently."""
+    import shutil
+
+    inv = tmp_path / "inv"
+    shutil.copytree(INVENTORIES / "bitten", inv)
+    slurm = inv / "group_vars" / "all" / "slurm.yml"
+    slurm.write_text(slurm.read_text().replace("gres_autodetect: nvml", 'gres_autodetect: "off"'))
+    result = CliRunner().invoke(app, ["validate", str(inv)])
+    assert result.exit_code == 2
+    assert ("acct_gather_energy/gpu (profile xd685_b200) reads energy through slurmd's NVML plugin, but "
+            "bitten_slurm.gres_autodetect is off") in result.stderr
+    assert "accounting.plugins.xd685_b200" in result.stderr

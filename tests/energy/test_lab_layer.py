@@ -30,8 +30,8 @@ def test_layer_registers_the_signal_double_and_a_summary() -> None:
     load_layers()
     service = next(s for s in SERVICES if s.name == "energinet-double")
     the_lab = lab()
-    assert service.argv(the_lab)[1:] == ["-m", "bitten.lab.doubles.energinet", "--listen", "10.77.0.1:8446"]
-    assert service.port is not None and service.port(the_lab) == 8446
+    assert service.argv(the_lab)[1:] == ["-m", "bitten.lab.doubles.energinet", "--listen", "10.77.0.1:8447"]
+    assert service.port is not None and service.port(the_lab) == 8447
     assert service.prepare is energy_lab.prepare and energy_lab.summary in SUMMARIES
 
 
@@ -87,3 +87,45 @@ def test_decisions_table_reads_the_controllers_log(monkeypatch: pytest.MonkeyPat
     console.print(energy_lab.decisions_table(lab()))
     text = console.export_text()
     assert "set GPU power limits" in text and "lab-gpu01: [700.0, 700.0]" in text
+
+
+def test_the_summary_shows_each_lab_jobs_figures_labelled_simulated(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """sacct on lab-ctl, a copy of the cooling agent's ledger (the plant simulator's meters), the controller's
+    signal cache: each job's IT energy, PUE, reused heat and CO2, with their status, under a SIMULATED title."""
+    from bitten.cooling.ledger import Ledger
+    from bitten.lab import podman as pm
+
+    t0 = 1780000200.0  # 2026-05-28T20:30Z
+    ledger = Ledger(tmp_path / "agent.sqlite")
+    with ledger.batch():
+        for i in range(181):
+            for channel, kw in (("it_energy", 10.0), ("facility_energy", 12.0), ("reused_heat", 6.0)):
+                ledger.record(channel, "meter", "power", t0 + 60 * i, kw)
+    ledger.close()
+    cache = {"CO2Emis": {"fetched": t0 + 10800, "points": [[t0 + 300 * i, 200.0] for i in range(37)]}}
+    sacct = ("7|researcher|lab|gpu|flexible|lab-gpu01|cpu=1,gres/gpu=2,node=1|2026-05-28T21:00:00|"
+             "2026-05-28T22:00:00|COMPLETED|\n")
+
+    def exec_in(container: str, command: list[str], input: str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        if "sacct" in command:
+            return subprocess.CompletedProcess(command, 0, sacct, "")
+        if command[0] == "cat" and command[1].endswith("/signals.json"):
+            return subprocess.CompletedProcess(command, 0, json.dumps(cache), "")
+        return subprocess.CompletedProcess(command, 0, "", "")  # the ledger's backup in the agent's container
+
+    def podman(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        assert args[0] == "cp" and args[1].endswith(":/tmp/ledger-copy.sqlite")
+        Path(args[2]).write_bytes((tmp_path / "agent.sqlite").read_bytes())
+        return subprocess.CompletedProcess(list(args), 0, "", "")
+
+    monkeypatch.setattr(pm, "exec_in", exec_in)
+    monkeypatch.setattr(pm, "podman", podman)
+    console = Console(record=True, width=260)
+    console.print(energy_lab.jobs_table(lab()))
+    text = console.export_text()
+    assert "energy per lab job (SIMULATED" in text and "researcher" in text
+    # PUE 12/10 and ERF 6/12 over the job's hour from the copied ledger; CO2 at 200 g/kWh from the signal cache
+    assert "1.2 1 (measured)" in text and "200 g/kWh (measured)" in text
+    assert "(estimated)" in text  # IT energy: the lab's node power is the profile's estimate

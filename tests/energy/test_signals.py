@@ -275,3 +275,22 @@ def test_heat_network_down_goes_stale(heat_sim: ModbusSim) -> None:
     r = net.readings()
     assert r["heat_demand"].status == "stale" and not r["heat_demand"].usable
     assert net.health.sources["modbus:dh"].errors_total == 2
+
+
+def test_a_drills_peak_lasts_at_least_as_long_as_asked(server: SignalServer) -> None:
+    """The double's records are 5-minute ones; a peak from now for 60 s must not end at the next record when now
+    is late in its 5 minutes (the lab drill's peak did: it could be over in seconds)."""
+    host, port = server.server_address[:2]
+    answer = requests.post(f"http://{host}:{port}/testdouble/peak", json={"before_s": 0, "peak_s": 60, "high": 420,
+                                                                         "low": 110}, timeout=5).json()
+    now = time.time()
+    assert answer["peak_start"] <= now and answer["peak_end"] >= now + 55
+    doc = requests.get(f"http://{host}:{port}/dataset/CO2EmisProg", params={"limit": 0}, timeout=5).json()
+    forecast = {p.t: p.value for p in parse_records(doc, DATASETS["CO2EmisProg"], "DK1", "DKK")[0]}
+    slot = now - now % 300
+    assert forecast[slot] == 420 and forecast[(now + 60) - (now + 60) % 300] == 420
+    assert forecast[slot - 300] == 110 and forecast[(now + 60) - (now + 60) % 300 + 300] == 110
+    eds = client(server)
+    eds.refresh()
+    reading = eds.readings(now)["co2"]
+    assert reading.usable and reading.value == 420

@@ -170,11 +170,15 @@ app.add_typer(drill_app, name="drill")
 @drill_app.command("grid-peak")
 def grid_peak(
     inventory: Annotated[Path, typer.Argument(help="the lab inventory")] = Path("inventory/lab"),
-    peak_s: Annotated[float, typer.Option("--peak", help="seconds the peak lasts", min=30)] = 180.0,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for caps and holds")] = 180.0,
+    peak_s: Annotated[float, typer.Option("--peak", help="seconds the peak lasts (from its start; the lab's "
+                                          "policies hold at least 60 s)", min=30)] = 120.0,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the caps and holds, and again for their "
+                                           "undoing")] = 180.0,
 ) -> None:
-    """Lab drill: a grid peak on the signal double; the controller acts (GPU caps, flexible jobs held), then the
-    peak passes (caps lifted, jobs released); the controller goes back to the site's mode."""
+    """Lab drill: flexible jobs queued (as a research user on the login node), a grid peak on the signal double,
+    the controller switched to act: every GPU node capped to the policy's limit and the pending flexible jobs held;
+    then the peak passes: caps lifted, jobs released. The jobs are cancelled and the controller goes back to the
+    site's mode. Exit 0: all of it seen; 1: not (the tables say what was missing); 2: the site cannot run it."""
     # imported here, not at the top: only this path needs it, and start-up stays light
     from bitten.lab.lab import Lab, LabError
     from bitten.lab.layers.energy import grid_peak as run_drill

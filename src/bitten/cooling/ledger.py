@@ -93,6 +93,22 @@ class Ledger:
         self.db.executescript(SCHEMA)
         self._depth = 0
 
+    @classmethod
+    def reader(cls, path: Path, max_gap_s: float = 300.0, busy_timeout_s: float = 5.0) -> Ledger:
+        """A read-only view of a ledger another account writes (the energy controller's statements read the cooling
+        agent's, through the agent's group): no schema or pragma is written. SQLite opens a WAL database read-only
+        while its -wal and -shm files exist (the writer keeps them); a missing or unreadable file raises
+        sqlite3.Error (OperationalError), and nothing is created."""
+        self = cls.__new__(cls)
+        self.path = path
+        self.max_gap_s = max_gap_s
+        self.db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                  isolation_level=None, timeout=busy_timeout_s)
+        self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # fails here, not at the first query
+        self.lock = threading.RLock()
+        self._depth = 0
+        return self
+
     def close(self) -> None:
         self.db.close()
 

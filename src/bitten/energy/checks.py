@@ -159,6 +159,15 @@ def check_settings(site: m.Site, locator: Locator, declared: Declared) -> Iterat
             yield Problem(file=where("accounting", "plugins", name), field=f"{VAR}.accounting.plugins.{name}",
                           message=f"acct_gather_energy/gpu reads GPUs through NVML, but profile {name} has none",
                           fix="use ipmi, rapl or none for this profile")
+        elif plugin == "gpu" and site.slurm.gres_autodetect != "nvml":
+            # slurmd's GPU plugin is the one gres.conf's AutoDetect names; without nvml it is gpu/generic, which
+            # reads no energy: every job's ConsumedEnergy would be 0
+            yield Problem(file=where("accounting", "plugins", name), field=f"{VAR}.accounting.plugins.{name}",
+                          message=f"acct_gather_energy/gpu (profile {name}) reads energy through slurmd's NVML "
+                          f"plugin, but bitten_slurm.gres_autodetect is {site.slurm.gres_autodetect}: slurmd "
+                          "would load gpu/generic and account 0 J for every job",
+                          fix="set bitten_slurm.gres_autodetect: nvml (the gpu role installs slurm-wlm-nvml-plugin "
+                          "where the release can), or none here (bitten attributes GPU energy from its own series)")
     used = {p for p in energy.accounting.plugins.values() if p != "none"}
     if len(used) > 1:
         yield Problem(file=where("accounting", "plugins"), field=f"{VAR}.accounting.plugins",

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from bitten.energy.config import DEFAULT_PATH, ConfigError, load_config
+from bitten.energy.config import DEFAULT_PATH, ConfigError, ControllerConfig, load_config
 
 app = typer.Typer(no_args_is_help=True, help="the energy controller: signals, policies, interlocks, actuators",
                   pretty_exceptions_enable=False)
@@ -50,6 +50,8 @@ def control(config: ConfigOpt = Path(DEFAULT_PATH),
     registry = CollectorRegistry()
     registry.register(ControllerCollector(ctl))
     start_http_server(cfg.port, addr=cfg.listen, registry=registry)
+    if cfg.statements is not None:
+        _statements(cfg)
     signal.signal(signal.SIGTERM, lambda *_: ctl.stop.set())
     logging.getLogger("bitten.energy").info("controller for %s in %s mode; metrics on %s:%d", cfg.site, ctl.mode(),
                                             cfg.listen, cfg.port)
@@ -57,6 +59,24 @@ def control(config: ConfigOpt = Path(DEFAULT_PATH),
         ctl.run()
     finally:
         ctl.close()
+
+
+def _statements(cfg: ControllerConfig) -> None:
+    """Serve the users' own statements beside the metrics (bitten.energy.statements)."""
+    # imported here, not at the top: only this path needs it, and start-up stays light
+    from functools import partial
+
+    from bitten.energy import statements as st
+    from bitten.energy.attribution import NodeInfo
+
+    sc = cfg.statements
+    assert sc is not None
+    service = st.Statements({n: NodeInfo(e.gpus, e.threads, e.nominal_w, e.plugin) for n, e in sc.nodes.items()},
+                            [cfg.nodes_ledger_path, *(Path(p) for p in sc.ledgers)], cfg.cache_path,
+                            sc.categories, sc.sacct)
+    server = st.serve(service, cfg.listen, sc.port, decode=partial(st.unmunge, argv=sc.unmunge))
+    st.in_thread(server)
+    logging.getLogger("bitten.energy").info("users' statements on %s:%d%s", cfg.listen, sc.port, st.PATH)
 
 
 @app.command()

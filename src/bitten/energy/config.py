@@ -81,6 +81,28 @@ class NodePowerEntry(Strict):
     nodes: dict[str, BmcEntry] = Field(default_factory=dict)
 
 
+class JobNodeEntry(Strict):
+    """What the statements attribute a job's share of a node by (bitten.energy.attribution.NodeInfo)."""
+
+    gpus: int = Field(ge=0)
+    threads: int = Field(ge=0)
+    nominal_w: float = Field(gt=0)
+    plugin: str | None = None
+
+
+class StatementsEntry(Strict):
+    """The users' own statements (bitten.energy.statements): each user's jobs, MUNGE-authenticated."""
+
+    port: int = Field(default=9107, ge=0, le=65535)
+    nodes: dict[str, JobNodeEntry] = Field(default_factory=dict)
+    #: ledgers besides the controller's own node series (the cooling agent's, when it runs on this host)
+    ledgers: tuple[str, ...] = ()
+    #: UCloud machine types (accounts <group>_<type> are projects)
+    categories: tuple[str, ...] = ()
+    unmunge: tuple[str, ...] = ("unmunge",)
+    sacct: tuple[str, ...] = ("sacct",)
+
+
 class ControllerConfig(Strict):
     site: str
     mode: Literal["shadow", "act"] = "shadow"
@@ -101,6 +123,7 @@ class ControllerConfig(Strict):
     partitions: dict[Name, tuple[NodeEntry, ...]] = Field(default_factory=dict)
     cdus: dict[Name, CduEntry] = Field(default_factory=dict)
     node_power: NodePowerEntry | None = None
+    statements: StatementsEntry | None = None
 
     @model_validator(mode="after")
     def _references(self) -> ControllerConfig:
@@ -195,12 +218,24 @@ def from_site(site: Site, host: str | None = None, secret: Any = None) -> Contro
         agent_host = site.cooling_agent_hosts[0]
         address = str(agent.listen) if agent.listen else str(site.nodes[agent_host].ip)
         cooling_url = f"http://{address}:{agent.port}/metrics"
+    statements = None
+    if ctl.statements_port is not None:
+        # imported here, not at the top: only this path needs it (the cluster model), and start-up stays light
+        from bitten.energy.attribution import node_infos
+
+        agent_here = host is not None and host in site.cooling_agent_hosts
+        statements = StatementsEntry(
+            port=ctl.statements_port,
+            nodes={n: JobNodeEntry(gpus=i.gpus, threads=i.threads, nominal_w=i.nominal_w, plugin=i.plugin)
+                   for n, i in node_infos(site).items()},
+            ledgers=(f"{site.cooling.agent.state_dir}/ledger.sqlite",) if agent_here else (),
+            categories=tuple(site.ucloud.machine_types) if site.ucloud else ())
     return ControllerConfig(
         site=site.info.name, mode=ctl.mode, interval_s=ctl.interval_s, listen=listen, port=ctl.port,
         state_dir=ctl.state_dir, scontrol=ctl.scontrol, gpu_power_command=ctl.gpu_power_command,
         actuator_deadline_s=ctl.actuator_deadline_s, cooling_metrics_url=cooling_url, grid=energy.signals.grid,
         heat=heat, policies=energy.policies, flexible_qos=energy.flexible_qos, partitions=partitions, cdus=cdus,
-        node_power=node_power)
+        node_power=node_power, statements=statements)
 
 
 def render(site: Site, host: str | None, secret: Any) -> str:

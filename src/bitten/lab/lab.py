@@ -207,10 +207,23 @@ class Lab:
         return f"{ip},{host} {keytype} {keydata}\n"
 
     # --- services -----------------------------------------------------------------------------------------
-    def _services(self) -> None:
-        for service in SERVICES:
-            if service.enabled is not None and not service.enabled(self):
+    def services(self) -> list[LabService]:
+        """The services this lab runs, checked to listen on distinct ports of the gateway: a second process on a
+        port fails to bind, and the port answering (the first one) would hide that it never started."""
+        enabled = [s for s in SERVICES if s.enabled is None or s.enabled(self)]
+        seen: dict[int, str] = {}
+        for service in enabled:
+            if service.port is None:
                 continue
+            port = service.port(self)
+            if port in seen:
+                raise LabError(f"lab services {seen[port]} and {service.name} both listen on {self.gateway}:{port}; "
+                               "give one of them another port in the lab inventory")
+            seen[port] = service.name
+        return enabled
+
+    def _services(self) -> None:
+        for service in self.services():
             if service.prepare is not None:
                 service.prepare(self)
             self.spawn(service)

@@ -15,7 +15,7 @@ ok | down (503) | garbage (not JSON) | late (realised values stop an hour ago) |
 before now) | slow (answers after ``delay_s``); and ``POST /testdouble/peak`` with ``{"before_s", "peak_s",
 "after_s", "high", "low"}`` replaces the trace from now on with a grid peak.
 
-Run: ``python -m bitten.lab.doubles.energinet --listen 127.0.0.1:8446 [--trace FILE] [--replay]
+Run: ``python -m bitten.lab.doubles.energinet --listen 127.0.0.1:8447 [--trace FILE] [--replay]
 [--tls-cert C --tls-key K]``
 """
 
@@ -176,14 +176,18 @@ def make_handler(store: Store) -> type[BaseHTTPRequestHandler]:
                     store.fault, store.delay_s = mode, float(body.get("delay_s", 0))
                 self._json(200, {"mode": mode})
             elif self.path == "/testdouble/peak":
+                # the records are 5-minute ones: the peak begins with the record that holds now + before_s and
+                # its last record holds now + before_s + peak_s, so it lasts at least peak_s
                 now = time.time()
                 start = now - now % 300
-                before, peak = float(body.get("before_s", 300)), float(body.get("peak_s", 900))
-                new = peak_records(start, before, peak, float(body.get("after_s", 86400)),
+                begin = now + float(body.get("before_s", 300))
+                begin -= begin % 300
+                end = now + float(body.get("before_s", 300)) + float(body.get("peak_s", 900))
+                new = peak_records(start, begin - start, end - begin, float(body.get("after_s", 86400)),
                                    float(body.get("low", 120)), float(body.get("high", 420)))
                 with store.lock:
                     store.records = new
-                self._json(200, {"peak_start": start + before, "peak_end": start + before + peak})
+                self._json(200, {"peak_start": begin, "peak_end": end})
             else:
                 self._json(404, {"error": "Not Found"})
 
@@ -221,7 +225,7 @@ def in_thread(server: SignalServer) -> threading.Thread:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default="127.0.0.1:8446")
+    parser.add_argument("--listen", default="127.0.0.1:8447")
     parser.add_argument("--trace", type=Path, help="records per dataset (JSON); default: a generated trace")
     parser.add_argument("--replay", action="store_true", help="move the trace's start to now")
     parser.add_argument("--price-area", default="DK1")

@@ -154,6 +154,9 @@ class EnergyController(Strict):
     #: address /metrics listens on; None: the controller host's cluster address
     listen: ipaddress.IPv4Address | None = None
     port: int = Field(default=9106, ge=1, le=65535)
+    #: where the users' own statements are served (MUNGE-authenticated; `bitten-energy-jobs` on the login nodes
+    #: asks there); None: not served
+    statements_port: int | None = Field(default=9107, ge=1, le=65535)
     interval_s: float = Field(default=60.0, ge=1, le=3600)
     state_dir: AbsolutePath = "/var/lib/bitten-energy"
     #: shadow: decide and log, act on nothing (the default until a site enables actions); act: apply decisions
