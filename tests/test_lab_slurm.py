@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from bitten.capabilities import load_site
-from bitten.lab.lab import SUMMARIES, Lab, LabError
+from bitten.lab.lab import SUMMARIES, Lab, LabError, Recap
 from bitten.lab.layers.slurm import Probe, hint, probes, summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,8 +78,22 @@ def test_lab_up_fails_when_a_summary_check_fails(monkeypatch: pytest.MonkeyPatch
     for step in ("_ssh_key", "_network", "_containers", "_services"):
         monkeypatch.setattr(Lab, step, lambda self: None)
     monkeypatch.setattr("bitten.lab.lab.ensure_image", lambda recipe, log: ("ref", False))
+    monkeypatch.setattr(Lab, "run_playbook", lambda self, playbook, extra: Recap())
     with pytest.raises(LabError, match="2 summary check"):
-        lab.up()
+        lab.up(ROOT / "playbooks" / "site.yml")
+
+
+def test_lab_up_without_playbooks_shows_the_summary_but_its_checks_do_not_fail_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing converged (up(None), `bitten lab up --no-playbook`): Slurm's checks cannot pass yet, and say nothing."""
+    lab = _lab()
+    shown: list[int] = []
+    monkeypatch.setattr(Lab, "summary", lambda self, recap: shown.append(2) or 2)
+    for step in ("_ssh_key", "_network", "_containers", "_services"):
+        monkeypatch.setattr(Lab, step, lambda self: None)
+    monkeypatch.setattr("bitten.lab.lab.ensure_image", lambda recipe, log: ("ref", False))
+    assert lab.up(playbook=None).returncode == 0
+    assert shown == [2]
 
 
 def test_the_layer_registers_its_summary() -> None:

@@ -159,7 +159,11 @@ def lab_systems() -> list[SystemSpec]:
     return [SystemSpec(host, macs=(mac,)) for host, mac in LAB_HOSTS.items()]
 
 
-def lab_inventory(tmp_path: Path, address: str, flavour: str = "generic") -> Path:
+#: the lab's bare node (a virtual machine that PXE-boots in the lab), when a test keeps it as a system of the emulator
+BARE_HOSTS = {"lab-vm01": "52:54:00:77:00:41"}
+
+
+def lab_inventory(tmp_path: Path, address: str, flavour: str = "generic", bare: bool = False) -> Path:
     """A copy of inventory/lab whose BMCs answer at ``address`` (host_vars override hosts.yml)."""
     import shutil
 
@@ -168,15 +172,16 @@ def lab_inventory(tmp_path: Path, address: str, flavour: str = "generic") -> Pat
     root = tmp_path / "inventory" / "lab"
     shutil.copytree(REPO / "inventory" / "lab", root)
     # the lab's bare nodes are virtual machines behind sushy-tools' libvirt driver, not systems of this emulator
-    # (tests/provision/test_provision_vms.py boots them): they are left out here
+    # (tests/provision/test_provision_vms.py boots them): they are left out here, unless ``bare``
     hosts = root / "hosts.yml"
     data = yaml.safe_load(hosts.read_text())
     cpu = data["all"]["children"]["compute"]["children"]["cpu_nodes"]["hosts"]
     for host in [h for h, v in cpu.items() if (v or {}).get("bitten_hardware_profile") == "lab_bare"]:
-        del cpu[host]
+        if not bare:
+            del cpu[host]
     hosts.write_text(yaml.safe_dump(data, sort_keys=False))
     (root / "host_vars").mkdir(exist_ok=True)
-    for host in LAB_HOSTS:
+    for host in [*LAB_HOSTS, *(BARE_HOSTS if bare else {})]:
         (root / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(
             {"bitten_bmc": {"address": address, "system_id": host, "flavour": flavour}}))
     return root

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bitten.cli import app
 from bitten.lab.doubles.faults import Fault
 
-from .conftest import LAB_HOSTS, PASSWORD, USER, Emulator, Pki, lab_inventory, lab_systems
+from .conftest import BARE_HOSTS, LAB_HOSTS, PASSWORD, USER, Emulator, Pki, lab_inventory, lab_systems
 
 ENV = {"BITTEN_BMC_USERNAME": USER, "BITTEN_BMC_PASSWORD": PASSWORD}
 
@@ -127,3 +127,59 @@ def test_plan_shows_the_nodes_that_wait_for_a_reboot_and_rollout_their_waves(
     assert code == 0, text
     assert "wave 1: lab-gpu01 (BIOS ProcSMT, WorkloadProfile pending; GPU driver 580.95)" in text
     assert "wave 2: lab-gpu02" in text
+
+
+def test_a_node_on_an_older_image_waits_for_a_reboot_in_plan_and_rollout(
+        start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:
+    """The provisioner's record (its real report service) says lab-vm01 runs an older image than its profile."""
+    import threading
+
+    from bitten.capabilities import load_site
+    from bitten.lab.doubles.bmc_emulator import SystemSpec
+    from bitten.provision.nodes import boot_nodes
+    from bitten.provision.service.reports import Store, serve
+
+    emu = start_emulator([SystemSpec(h, macs=(mac,), power_state="On")
+                          for h, mac in {**LAB_HOSTS, **BARE_HOSTS}.items()])
+    inv = lab_inventory(tmp_path, emu.url.removeprefix("https://"), bare=True)
+    node = boot_nodes(load_site(inv))["lab-vm01"]
+    nodes_json = tmp_path / "nodes.json"
+    nodes_json.write_text(json.dumps({"nodes": {node.name: {"mac": node.mac, "ip": str(node.ip),
+                                                            "image_id": node.image_id, "deploy": node.deploy}}}))
+    store = Store(tmp_path / "state", nodes_json, tmp_path / "dnsmasq.log")
+    old = "lab-compute-000000000000"
+    assert store.accept({"node": node.name, "state": "up", "image_id": old, "root": "rootfs"}, str(node.ip))[0] == 200
+    server = serve(store, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    status = f"http://127.0.0.1:{server.server_address[1]}/status"
+    wide = {**ENV, "COLUMNS": "300"}
+    try:
+        code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), "--limit", "lab-vm01,lab-cpu01",
+                         "--provisioner-status", status, env=wide)
+        assert code == 0, text
+        assert f"waits for a reboot (image {old} -> {node.image_id}): bitten hardware rollout" in text
+        code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), "--limit", "lab-vm01",
+                         "--provisioner-status", status, "--json")
+        assert code == 0, text
+        # (the report service logs its requests to stderr, which the runner mixes in)
+        assert json.loads(text[text.index("{\n"):])["nodes"][0]["reboot"] == [f"image {old} -> {node.image_id}"]
+
+        code, text = run("hardware", "rollout", str(inv), "--ca", str(pki.ca), "--limit", "lab-vm01,lab-gpu01",
+                         "--provisioner-status", status, "--dry-run", "--reason", "GPU driver 580.95", env=wide)
+        assert code == 0, text
+        assert "wave 1: lab-gpu01 (BIOS ProcSMT, WorkloadProfile to write; GPU driver 580.95); lab-vm01 (image " \
+               f"{old} -> {node.image_id}; GPU driver 580.95)" in text
+
+        # a node that already runs its profile's image waits for nothing
+        store.accept({"node": node.name, "state": "up", "image_id": node.image_id, "root": "rootfs"}, str(node.ip))
+        code, text = run("hardware", "rollout", str(inv), "--ca", str(pki.ca), "--limit", "lab-vm01",
+                         "--provisioner-status", status, "--dry-run")
+        assert code == 0 and "no node waits for a reboot" in text, text
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    # a record that cannot be read: the images are unknown, which is an error (the BMCs are still planned)
+    code, text = run("hardware", "plan", str(inv), "--ca", str(pki.ca), "--limit", "lab-vm01",
+                     "--provisioner-status", "http://127.0.0.1:1/status", env=wide)
+    assert code == 1 and "the provisioner's status could not be read" in text and "lab-vm01 are unknown" in text

@@ -4,8 +4,9 @@ the rest, a prepare that fails, and the reservation always removed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bitten.core.process import Result
 from bitten.core.scontrol import Scontrol
@@ -160,3 +161,59 @@ def test_gate_commands_and_waves() -> None:
     assert gate_command(config, "/usr/local/sbin/bitten-gpu-health", gpu=False) == ["/bin/true"]
     assert gate_command(RolloutSettings(gate_command=("nvidia-smi",)), None, gpu=True) == ["nvidia-smi"]
     assert waves_of(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_needs_of_one_host_merge_into_one_with_every_check() -> None:
+    from bitten.hardware.rollout import merge_needs
+
+    ran: list[str] = []
+
+    def check(name: str, problem: str | None) -> Callable[[], str | None]:
+        def verify() -> str | None:
+            ran.append(name)
+            return problem
+        return verify
+
+    merged = merge_needs([RebootNeed("vm02", "image a -> b", check("image", "still on a")),
+                          RebootNeed("vm01", "BIOS ProcSMT pending", check("bios", None)),
+                          RebootNeed("vm02", "BIOS ProcSMT pending", check("bios2", "BIOS ProcSMT still pending")),
+                          RebootNeed("vm02", "GPU driver 580")])
+    assert [(n.host, n.why) for n in merged] == [
+        ("vm01", "BIOS ProcSMT pending"), ("vm02", "image a -> b; BIOS ProcSMT pending; GPU driver 580")]
+    assert merged[1].verify is not None
+    assert merged[1].verify() == "still on a; BIOS ProcSMT still pending" and ran == ["image", "bios2"]
+    assert merge_needs([RebootNeed("vm03", "x"), RebootNeed("vm03", "y")])[0].verify is None
+
+
+def test_a_node_on_an_older_image_reboots_and_is_gated_by_its_new_image_report() -> None:
+    """The need `bitten hardware rollout` makes of the provisioner's record: the node comes back on the new
+    image (a), or on the old one, and stays drained with the reason (b)."""
+    import ipaddress
+
+    from bitten.provision.nodes import BootNode
+    from bitten.provision.status import booted_image, image_reboots
+
+    def boot_node(name: str) -> BootNode:
+        return BootNode(name=name, fqdn=f"{name}.lab", mac="52:54:00:77:00:41", ip=ipaddress.IPv4Address("10.0.0.1"),
+                        network=ipaddress.IPv4Network("10.0.0.0/24"), profile="bare", image="img", image_id="img-new",
+                        deploy="stateless", disk=None, console=None, kernel_args=())
+
+    nodes = {"a": boot_node("a"), "b": boot_node("b")}
+    record: dict[str, Any] = {"nodes": {h: {"reports": {"up": {"image_id": "img-old"}}} for h in nodes}}
+    changes = image_reboots(nodes, record)
+    slurm = FakeSlurm({"a": Node(), "b": Node()})
+    runner, _ran = rollout(slurm, wave_size=2, max_failures=5)
+
+    def reboot_hook(argv: Sequence[str], timeout: float) -> Result:
+        if argv[1] == "reboot" and argv[-1] == "a":  # a PXE-boots the new image and reports it; b never does
+            record["nodes"]["a"]["reports"]["up"]["image_id"] = "img-new"
+        return slurm(argv, timeout)
+
+    runner.slurm = Scontrol(["scontrol"], runner=reboot_hook)
+    result = runner.run([RebootNeed(c.host, c.why, booted_image(nodes[c.host], lambda: record, timeout=0,
+                                                                sleep=lambda _s: None)) for c in changes])
+    assert [(n.host, n.state) for n in result.nodes] == [("a", "done"), ("b", "failed")]
+    reasons = [c[3] for c in slurm.calls if c[0] == "reboot"]
+    assert reasons == ["reason=bitten: reboot: image img-old -> img-new"] * 2
+    assert slurm.nodes["b"].reason == ("bitten: image img-old -> img-new: after the reboot: not on image img-new "
+                                       "within 0 s: its last report names image img-old")

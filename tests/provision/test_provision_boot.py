@@ -95,7 +95,7 @@ def test_another_image_is_a_pending_reboot_not_a_failure() -> None:
     clock = Clock()
     prov = Provisioner(clock, reports=[(1010.0, "up", {**UP, "image_id": "img-old"})])
     result = wait_for_boot(node(), prov, FakeBmc(), since=1000.0, timeout=60, clock=clock, sleep=clock.sleep)
-    assert result.ok and result.pending_reboot == "runs image img-old; its profile lab_bare names img-aaa"
+    assert result.ok and result.pending_reboot == "image img-old -> img-aaa"
 
 
 def test_a_node_that_never_asks_for_dhcp() -> None:
@@ -159,6 +159,42 @@ def test_a_node_on_an_older_image_is_a_pending_reboot_in_the_status() -> None:
                                  "reports": {"up": {"image_id": "img-old", "received_at": 9.0, "root": "rootfs"},
                                              "last": {"state": "up", "received_at": 9.0}}}}}
     assert pending_reboots({"vm01": node()}, record) == {
-        "vm01": "new image: runs img-old, profile lab_bare names img-aaa"}
+        "vm01": "image img-old -> img-aaa"}
     [state] = node_states({"vm01": node()}, {"nodes": {}})
     assert (state.lease, state.last_report, state.pending_reboot) == (None, None, None)
+
+
+def test_a_node_on_an_older_image_is_an_image_reboot_and_a_disk_node_a_redeploy() -> None:
+    from bitten.provision.status import image_reboots
+
+    def up(image: str) -> dict[str, Any]:
+        return {"reports": {"up": {"image_id": image, "received_at": 9.0}}}
+
+    disk = BootNode(**{**node("disk").__dict__, "name": "vm02"})
+    fresh = BootNode(**{**node().__dict__, "name": "vm03"})
+    silent = BootNode(**{**node().__dict__, "name": "vm04"})
+    record = {"nodes": {"vm01": up("img-old"), "vm02": up("img-old"), "vm03": up("img-aaa"), "vm04": {}}}
+    changes = image_reboots({"vm04": silent, "vm03": fresh, "vm02": disk, "vm01": node()}, record)
+    assert [(c.host, c.why, c.by_reboot) for c in changes] == [
+        ("vm01", "image img-old -> img-aaa", True), ("vm02", "image img-old -> img-aaa", False)]
+
+
+def test_the_check_after_an_image_reboot_waits_for_the_new_image_report() -> None:
+    from bitten.provision.status import booted_image
+
+    clock = Clock()
+    prov = Provisioner(clock, reports=[(900.0, "up", {"image_id": "img-old"}), (1030.0, "up", {"image_id": "img-aaa"})])
+    assert booted_image(node(), prov, timeout=120, poll=5, clock=clock, sleep=clock.sleep)() is None
+    assert clock() == 1030.0
+
+    clock = Clock()
+    prov = Provisioner(clock, reports=[(900.0, "up", {"image_id": "img-old"})])
+    problem = booted_image(node(), prov, timeout=60, poll=5, clock=clock, sleep=clock.sleep)()
+    assert problem == "not on image img-aaa within 60 s: its last report names image img-old"
+
+    def down() -> Mapping[str, Any]:
+        raise OSError("connection refused")
+
+    problem = booted_image(node(), down, timeout=10, poll=5, clock=clock, sleep=clock.sleep)()
+    assert problem == ("not on image img-aaa within 10 s: the provisioner's status could not be read: "
+                       "connection refused")

@@ -3,14 +3,21 @@
 Validates the site first (exit 2 on any problem, before a BMC is contacted), takes BMC credentials from the
 environment (BITTEN_BMC_USERNAME/BITTEN_BMC_PASSWORD or BITTEN_BMC_CREDENTIALS), and verifies TLS against the
 system trust store or ``--ca``. Exit 0 when every node succeeded, 1 when any failed (all are attempted).
+
+``plan`` and ``rollout`` also read the provisioner's record (``GET /status``, when the site provisions nodes):
+a provisioned node that reported an older image than its profile names waits for a reboot ("image X -> Y");
+the rollout's check after its reboot is the node's new "up" report with the profile's image. A disk node is
+shown but not rebooted (its disk holds the old image: it needs a redeploy). A record that cannot be read is an
+error (exit 1): the other nodes are planned or rolled, those nodes' images are unknown.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -26,9 +33,12 @@ from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import DEFAULT_CONCURRENCY, Action, FleetResult, Settings, run_fleet
 from bitten.hardware.plan import Options
 from bitten.hardware.report import fleet_table, inventory_table, rollout_table, summary
-from bitten.hardware.rollout import BmcReboot, Rollout, SlurmReboot, gate_command, waves_of
+from bitten.hardware.rollout import BmcReboot, RebootNeed, Rollout, SlurmReboot, gate_command, merge_needs, waves_of
 from bitten.hardware.targets import Selection, select
-from bitten.site import EXIT_INVALID
+from bitten.site import EXIT_INVALID, Site
+
+if TYPE_CHECKING:
+    from bitten.provision.status import ImageReboot
 
 app = typer.Typer(no_args_is_help=True, help="BMC state through Redfish: BIOS, one-time boot, power, inventory.")
 out = Console(highlight=False)
@@ -46,6 +56,8 @@ PowerTimeoutOpt = Annotated[float, typer.Option("--power-timeout", min=1, help="
 RetriesOpt = Annotated[int, typer.Option("--retries", min=0, max=20, help="retries on timeouts, resets and 5xx")]
 NoMacOpt = Annotated[bool, typer.Option("--no-check-mac", help="do not require the BMC to report bitten_boot_mac")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON (for pipelines)")]
+StatusOpt = Annotated[str | None, typer.Option("--provisioner-status", help="the provisioner's status URL, for "
+                                               "nodes that run an older image (default: the site's provisioner)")]
 VaultOpt = Annotated[str | None, typer.Option("--vault-password-file", help="for vaulted inventory variables",
                                               envvar="ANSIBLE_VAULT_PASSWORD_FILE")]
 
@@ -58,9 +70,9 @@ def _settings(ca: Path | None, insecure: bool, timeout: float, power_timeout: fl
                     retry=Backoff(attempts=retries + 1))
 
 
-def _select(inventory: list[Path], vault: str | None, limit: list[str]) -> Selection:
+def _select(inventory: list[Path], vault: str | None, limit: list[str], site: Site | None = None) -> Selection:
 
-    site = load_or_exit(inventory, vault)
+    site = site or load_or_exit(inventory, vault)
     try:
         selection = select(site, CredentialStore.from_env(), limit)
     except (KeyError, CredentialsError) as exc:
@@ -74,13 +86,53 @@ def _select(inventory: list[Path], vault: str | None, limit: list[str]) -> Selec
     return selection
 
 
+@dataclass
+class Images:
+    """What the provisioner's record says of the selected provisioned nodes' images."""
+
+    changes: list[ImageReboot] = field(default_factory=list)
+    needs: list[RebootNeed] = field(default_factory=list)
+    #: why the record could not be read (the nodes' images are unknown), or None
+    error: str | None = None
+
+
+def _images(site: Site, hosts: list[str], url: str | None) -> Images:
+    """The selected nodes that run an older image than their profile names, from the provisioner's record."""
+    # imported here: only sites that provision nodes need them
+    import urllib.error
+
+    from bitten.provision.boot import http_status
+    from bitten.provision.nodes import boot_nodes, http_base
+    from bitten.provision.status import booted_image, image_reboots
+
+    nodes = {h: n for h, n in boot_nodes(site).items() if h in hosts}
+    if not nodes:
+        return Images()
+    fetch = http_status(url or f"{http_base(site)}/status")
+    try:
+        record = fetch()
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        return Images(error=f"the provisioner's status could not be read ({url or http_base(site)}): {exc}; "
+                            f"the images of {', '.join(sorted(nodes))} are unknown")
+    changes = image_reboots(nodes, record)
+    return Images(changes=changes, needs=[RebootNeed(c.host, c.why, booted_image(nodes[c.host], fetch))
+                                          for c in changes if c.by_reboot])
+
+
+def _image_line(change: ImageReboot) -> str:
+    return change.why if change.by_reboot else f"{change.why} (a disk node: a redeploy, not a reboot)"
+
+
 def _run(action: Action, inventory: list[Path], vault: str | None, limit: list[str], concurrency: int,
-         settings: Settings, options: Options, as_json: bool) -> FleetResult:
+         settings: Settings, options: Options, as_json: bool, status_url: str | None = None
+         ) -> tuple[FleetResult, str | None]:
+    """The fleet's result, and why the provisioner's record could not be read (plan only), if it could not."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # failures are in the table below; sushy's own messages repeat bitten's
     logging.getLogger("sushy").setLevel(logging.CRITICAL)
     logging.getLogger("bitten.hardware.fleet").setLevel(logging.CRITICAL)
-    selection = _select(inventory, vault, limit)
+    site = load_or_exit(inventory, vault)
+    selection = _select(inventory, vault, limit, site)
     done = 0
 
     with err.status(f"{action}: 0/{len(selection.targets)} nodes", spinner="dots") as status:
@@ -91,6 +143,13 @@ def _run(action: Action, inventory: list[Path], vault: str | None, limit: list[s
             status.update(f"{action}: {done}/{len(selection.targets)} nodes")
 
         result = run_fleet(selection.targets, action, options, settings, concurrency, progress=progress)
+    images = Images()
+    if action == "plan":
+        images = _images(site, [t.host for t in selection.targets], status_url)
+        lines = {c.host: _image_line(c) for c in images.changes}
+        for node in result.results:
+            if node.ok and node.host in lines:
+                node.also_reboot.append(lines[node.host])
     if as_json:
         out.print_json(json.dumps(result.as_dict(), default=str))
     else:
@@ -101,7 +160,9 @@ def _run(action: Action, inventory: list[Path], vault: str | None, limit: list[s
         out.print(summary(result))
     if result.failed:
         err.print(f"[red]{len(result.failed)} node(s) failed[/]: {', '.join(r.host for r in result.failed)}")
-    return result
+    if images.error:
+        err.print(f"[red]error[/]: {images.error}")
+    return result, images.error
 
 
 @app.command()
@@ -109,12 +170,13 @@ def plan(inventory: InventoryArg, limit: LimitOpt = [], concurrency: Concurrency
          ca: CaOpt = None, insecure: InsecureOpt = False, timeout: TimeoutOpt = 60.0,
          power_timeout: PowerTimeoutOpt = 300.0, retries: RetriesOpt = 4, no_check_mac: NoMacOpt = False,
          reboot: Annotated[bool, typer.Option("--reboot", help="plan restarts for pending BIOS changes")] = False,
-         as_json: JsonOpt = False, vault_password_file: VaultOpt = None) -> None:
-    """What apply would change on each BMC; reads only."""
+         provisioner_status: StatusOpt = None, as_json: JsonOpt = False, vault_password_file: VaultOpt = None) -> None:
+    """What apply would change on each BMC, and which nodes wait for a reboot (BIOS, firmware, an older image);
+    reads only."""
     settings = _settings(ca, insecure, timeout, power_timeout, retries)
-    result = _run("plan", inventory, vault_password_file, limit, concurrency, settings,
-                  Options(reboot=reboot, check_boot_mac=not no_check_mac), as_json)
-    raise typer.Exit(1 if result.failed else 0)
+    result, unknown = _run("plan", inventory, vault_password_file, limit, concurrency, settings,
+                           Options(reboot=reboot, check_boot_mac=not no_check_mac), as_json, provisioner_status)
+    raise typer.Exit(1 if result.failed or unknown else 0)
 
 
 @app.command()
@@ -127,7 +189,7 @@ def apply(inventory: InventoryArg, limit: LimitOpt = [], concurrency: Concurrenc
           as_json: JsonOpt = False, vault_password_file: VaultOpt = None) -> None:
     """Plan and apply each node's BIOS, one-time boot and power; every node is attempted, failures listed."""
     settings = _settings(ca, insecure, timeout, power_timeout, retries)
-    result = _run("apply", inventory, vault_password_file, limit, concurrency, settings,
+    result, _ = _run("apply", inventory, vault_password_file, limit, concurrency, settings,
                   Options(reboot=reboot, check_boot_mac=not no_check_mac, wait=not no_wait), as_json)
     raise typer.Exit(1 if result.failed else 0)
 
@@ -142,9 +204,10 @@ def rollout(inventory: InventoryArg, limit: LimitOpt = [],  # noqa: B006
                                                           "(default: bitten_rollout.wave_size)")] = None,
             dry_run: Annotated[bool, typer.Option("--dry-run", help="show the waves; reboot nothing")] = False,
             concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, ca: CaOpt = None, insecure: InsecureOpt = False,
-            timeout: TimeoutOpt = 60.0, retries: RetriesOpt = 4, as_json: JsonOpt = False,
-            vault_password_file: VaultOpt = None) -> None:
-    """Reboot the nodes that need it (pending BIOS settings, staged firmware, --reason) through Slurm, in waves."""
+            timeout: TimeoutOpt = 60.0, retries: RetriesOpt = 4, provisioner_status: StatusOpt = None,
+            as_json: JsonOpt = False, vault_password_file: VaultOpt = None) -> None:
+    """Reboot the nodes that need it (pending BIOS settings, staged firmware, an older image, --reason) through
+    Slurm, in waves."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("sushy").setLevel(logging.CRITICAL)
     site = load_or_exit(inventory, vault_password_file)
@@ -159,17 +222,27 @@ def rollout(inventory: InventoryArg, limit: LimitOpt = [],  # noqa: B006
     plans = run_fleet(selection.targets, "plan", Options(check_boot_mac=False), settings, concurrency)
     for failed in plans.failed:
         err.print(f"[red]{failed.host}[/]: {failed.error} (not rebooted)")
-    extra = {t.host: reason for t in selection.targets} if reason else {}
-    needs = reboot_needs(plans.results, selection.targets, settings, firmware=firmware, extra=extra)
-    waves = waves_of([n.host for n in sorted(needs, key=lambda n: n.host)], config.wave_size)
+    images = _images(site, [t.host for t in selection.targets], provisioner_status)
+    if images.error:
+        err.print(f"[red]error[/]: {images.error}")
+    for change in images.changes:
+        if not change.by_reboot:
+            err.print(f"[yellow]{change.host}[/]: {_image_line(change)}: not rebooted (boot it once over PXE: "
+                      "the hardware and boot stages redeploy it)")
+    unsure = 1 if plans.failed or images.error else 0
+    reasons = [RebootNeed(t.host, reason) for t in selection.targets] if reason else []
+    # the BMC's needs first, then the image, then --reason: the order of the whys in the drain reason
+    needs = merge_needs([*reboot_needs(plans.results, selection.targets, settings, firmware=firmware),
+                         *images.needs, *reasons])
+    waves = waves_of([n.host for n in needs], config.wave_size)
     if not needs:
         out.print("no node waits for a reboot")
-        raise typer.Exit(1 if plans.failed else 0)
+        raise typer.Exit(unsure)
+    whys = {n.host: n.why for n in needs}
     for index, wave in enumerate(waves, start=1):
-        whys = {n.host: n.why for n in needs}
         out.print(f"wave {index}: " + "; ".join(f"{h} ({whys[h]})" for h in wave))
     if dry_run:
-        raise typer.Exit(1 if plans.failed else 0)
+        raise typer.Exit(unsure)
     targets = {t.host: t for t in selection.targets}
     rebooter = SlurmReboot() if config.method == "slurm" else BmcReboot(bmc_restart(targets, settings))
     gpu_hosts = {h for h in targets if (p := site.profile_of(h)) is not None and p.gpu is not None}
@@ -183,7 +256,7 @@ def rollout(inventory: InventoryArg, limit: LimitOpt = [],  # noqa: B006
         out.print(rollout_table(result))
     if result.stopped:
         err.print(f"[red]stopped[/]: {result.stopped}")
-    raise typer.Exit(0 if result.ok and not plans.failed else 1)
+    raise typer.Exit(0 if result.ok and not unsure else 1)
 
 
 @app.command("flavours")
@@ -200,5 +273,5 @@ def inventory_(inventory: InventoryArg, limit: LimitOpt = [],  # noqa: B006
                vault_password_file: VaultOpt = None) -> None:
     """Model, serial, MACs, processors, memory and GPUs as each BMC reports them."""
     settings = _settings(ca, insecure, timeout, 300.0, retries)
-    result = _run("inventory", inventory, vault_password_file, limit, concurrency, settings, Options(), as_json)
+    result, _ = _run("inventory", inventory, vault_password_file, limit, concurrency, settings, Options(), as_json)
     raise typer.Exit(1 if result.failed else 0)

@@ -66,7 +66,9 @@ def reboot_needs(plans: Sequence[NodeResult], targets: Sequence[Target], setting
         target = by_host.get(result.host)
         if target is None or not result.ok:
             continue
-        whys = [w for w in result.reboot if firmware or not w.startswith("firmware ")]
+        # the BMC's own reasons (what other layers found, also_reboot, come with their own needs)
+        whys = [w for w in result.reboot
+                if w not in result.also_reboot and (firmware or not w.startswith("firmware "))]
         if result.host in extra:
             whys.append(extra.pop(result.host))
         if not whys:

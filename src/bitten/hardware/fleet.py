@@ -71,6 +71,8 @@ class NodeResult:
     notes: list[str] = field(default_factory=list)
     #: firmware components whose version differs from the profile's baseline (read when it names any)
     firmware: list[Drift] = field(default_factory=list)
+    #: reboots other layers found due on this node, not its BMC (e.g. "image X -> Y" from the provisioner)
+    also_reboot: list[str] = field(default_factory=list)
     error: str | None = None
     error_kind: str | None = None
     seconds: float = 0.0
@@ -108,7 +110,8 @@ class NodeResult:
         why = [f"BIOS {', '.join(sorted(pending))} pending"] if pending else []
         if written and not self.plan_restarts:
             why.append(f"BIOS {', '.join(sorted(written))} to write")
-        return why + [f"firmware {d.label} {d.expected}" for d in self.firmware if d.current is not None]
+        return (why + [f"firmware {d.label} {d.expected}" for d in self.firmware if d.current is not None]
+                + self.also_reboot)
 
     @property
     def plan_restarts(self) -> bool:

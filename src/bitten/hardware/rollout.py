@@ -63,6 +63,27 @@ class RebootNeed:
     verify: Callable[[], str | None] | None = field(default=None, compare=False)
 
 
+def merge_needs(needs: Sequence[RebootNeed]) -> list[RebootNeed]:
+    """One need per host (what ``Rollout.run`` takes), sorted: the whys joined with "; " in the order given, and a
+    verify that runs each of theirs (every problem reported)."""
+    grouped: dict[str, list[RebootNeed]] = {}
+    for need in needs:
+        grouped.setdefault(need.host, []).append(need)
+    out = []
+    for host, group in sorted(grouped.items()):
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        checks = [n.verify for n in group if n.verify is not None]
+
+        def verify(checks: list[Callable[[], str | None]] = checks) -> str | None:
+            problems = [p for p in (check() for check in checks) if p]
+            return "; ".join(problems) or None
+
+        out.append(RebootNeed(host, "; ".join(n.why for n in group), verify if checks else None))
+    return out
+
+
 class Rebooter(Protocol):
     """How a wave's nodes are restarted (the reservation and the gate are the rollout's)."""
 

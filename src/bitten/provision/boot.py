@@ -111,6 +111,11 @@ class BootResult:
         return data
 
 
+def image_change(running: str | None, wanted: str) -> str:
+    """Why a node reboots for an image (its drain reason during the rollout: ``bitten: reboot: image X -> Y``)."""
+    return f"image {running} -> {wanted}"
+
+
 def _delta(start: float | None, end: float | None) -> float | None:
     return round(end - start, 1) if start is not None and end is not None else None
 
@@ -212,8 +217,7 @@ def _finish(result: BootResult, node: BootNode, up: Mapping[str, Any], offset: f
     result.image_id, result.deploy, result.root = up.get("image_id"), up.get("deploy"), up.get("root")
     result.up_at = float(up["received_at"]) - offset
     if result.image_id != node.image_id:
-        result.pending_reboot = (f"runs image {result.image_id}; its profile {node.profile} names "
-                                 f"{node.image_id}")
+        result.pending_reboot = image_change(result.image_id, node.image_id)
 
 
 def _diagnose(node: BootNode, result: BootResult, reports: Mapping[str, Any], error: str,

@@ -156,12 +156,20 @@ def _kernel(rootfs: Path) -> str:
 
 
 def _pack(rootfs: Path, dest: Path) -> None:
-    """The tree as a newc cpio (the kernel's initramfs format), sorted, with zeroed inode numbers, zstd."""
+    """The tree as a newc cpio (the kernel's initramfs format), sorted, with zeroed inode numbers, zstd; padded
+    with NUL bytes to a multiple of 4.
+
+    A node loads the identity overlay right after this archive, in the same initrd (iPXE and the EFI stub put them
+    back to back). The kernel skips NUL bytes between archives but takes the next one only at a 4-byte aligned
+    offset: without the padding it reads the overlay as a compressed archive with invalid magic, and drops it.
+    ``zstd -dcf`` (the disk deploy) passes the padding on as NULs after cpio's trailer."""
     script = (f"cd {rootfs} && find . -xdev | LC_ALL=C sort | cpio -o -H newc --reproducible --quiet "
               f"| zstd -q -T0 -9 -o {dest}")
     proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ImageError(f"packing {rootfs} failed: {proc.stderr.strip()}")
+    with dest.open("ab") as out:
+        out.write(b"\0" * (-dest.stat().st_size % 4))
 
 
 def _sha256(path: Path) -> str:

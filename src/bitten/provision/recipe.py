@@ -18,7 +18,7 @@ from pathlib import Path
 from bitten.site.model import ImageRecipe
 
 #: bump when the builder changes what it makes from the same recipe
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 
 MIRROR = os.environ.get("BITTEN_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
