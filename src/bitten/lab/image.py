@@ -160,16 +160,22 @@ def ensure_derived(derived: Derived, log: Callable[[str], None] = print) -> str:
     base = Recipe(derived.release).stable_ref
     if not image_exists(base):
         raise RuntimeError(f"{base} is missing: run `make images` first")
-    builder = f"bitten-build-{derived.name}-{os.getpid()}"
     log(f"building {derived.ref}: {' '.join(derived.packages)}")
+    _commit_after(base, derived.ref, f"bitten-build-{derived.name}-{os.getpid()}",
+                  ["DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+                   + " ".join(derived.packages) + " && apt-get clean"])
+    return derived.ref
+
+
+def _commit_after(base: str, ref: str, builder: str, scripts: list[str]) -> None:
+    """Run each shell script in a container of ``base`` and commit the result as ``ref`` (the builder is removed)."""
     podman("run", "-d", "--name", builder, base, "sleep", "infinity")
     try:
-        podman("exec", builder, "sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-               "--no-install-recommends " + " ".join(derived.packages) + " && apt-get clean")
-        podman("commit", "-q", "--change", "CMD=/sbin/init", builder, derived.ref)
+        for script in scripts:
+            podman("exec", builder, "sh", "-c", script)
+        podman("commit", "-q", "--change", "CMD=/sbin/init", builder, ref)
     finally:
         podman("rm", "-f", builder, check=False)
-    return derived.ref
 
 
 #: roles whose packages come from elsewhere than Debian's mirror (the gpu role's from NVIDIA's repository, here the
@@ -288,17 +294,11 @@ def ensure_roles_image(image: RolesImage, log: Callable[[str], None] = print) ->
         base = Recipe(image.release).stable_ref
         if not image_exists(base):
             raise RuntimeError(f"{base} is missing: build the base image first")
-        builder = f"bitten-build-roles-{image.release}-{os.getpid()}"
         log(f"{len(image.packages)} packages")
-        podman("run", "-d", "--name", builder, base, "sleep", "infinity")
-        try:
-            podman("exec", builder, "sh", "-c", "mkdir -p /var/lib && touch /var/lib/bitten-roles-image.start && "
-                   "sleep 1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
-                   + " ".join(image.packages))
-            podman("exec", builder, "sh", "-c", image.customise + "\nrm -f /var/lib/bitten-roles-image.start\n")
-            podman("commit", "-q", "--change", "CMD=/sbin/init", builder, image.ref)
-        finally:
-            podman("rm", "-f", builder, check=False)
+        _commit_after(base, image.ref, f"bitten-build-roles-{image.release}-{os.getpid()}", [
+            "mkdir -p /var/lib && touch /var/lib/bitten-roles-image.start && sleep 1 && "
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends " + " ".join(image.packages),
+            image.customise + "\nrm -f /var/lib/bitten-roles-image.start\n"])
         built = True
     podman("tag", image.ref, image.stable_ref)
     return image.ref, built
