@@ -77,6 +77,8 @@ def test_lab_up_fails_when_a_summary_check_fails(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(Lab, "summary", lambda self, recap: 2)
     for step in ("_ssh_key", "_network", "_containers", "_services"):
         monkeypatch.setattr(Lab, step, lambda self: None)
+    # the layers' set-up steps (the bare nodes' VMs, their BMC) act on this machine: none of them here
+    monkeypatch.setattr("bitten.lab.lab.SETUPS", [])
     monkeypatch.setattr("bitten.lab.lab.ensure_image", lambda recipe, log: ("ref", False))
     monkeypatch.setattr(Lab, "run_playbook", lambda self, playbook, extra: Recap())
     with pytest.raises(LabError, match="2 summary check"):
@@ -91,6 +93,8 @@ def test_lab_up_without_playbooks_shows_the_summary_but_its_checks_do_not_fail_i
     monkeypatch.setattr(Lab, "summary", lambda self, recap: shown.append(2) or 2)
     for step in ("_ssh_key", "_network", "_containers", "_services"):
         monkeypatch.setattr(Lab, step, lambda self: None)
+    # the layers' set-up steps (the bare nodes' VMs, their BMC) act on this machine: none of them here
+    monkeypatch.setattr("bitten.lab.lab.SETUPS", [])
     monkeypatch.setattr("bitten.lab.lab.ensure_image", lambda recipe, log: ("ref", False))
     assert lab.up(playbook=None).returncode == 0
     assert shown == [2]
