@@ -38,6 +38,8 @@ EXPECTED = {
     "Find the energy controller's hosts": ({"energy"}, {"energy"}),
     "Energy controller": ({"energy"}, {"energy"}),
     "The GPU nodes' side of the controller's caps": ({"energy"}, {"energy"}),
+    "The login nodes' bitten-energy-jobs (each user's own jobs' figures, from the controller's statements)":
+        ({"energy"}, {"energy"}),
 }
 
 

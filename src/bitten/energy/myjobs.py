@@ -4,7 +4,7 @@
 It asks the energy controller (its statements, bitten.energy.statements) with a MUNGE credential that ``munge``
 makes for you, restricted to the controller's account, and prints what the controller answers: your jobs only,
 each figure marked measured, estimated or missing. The energy_controller role installs it on the login nodes with
-its configuration (/etc/bitten/energy/jobs.json: the statements' URL and the controller's uid).
+its configuration (/etc/bitten/energy-jobs.json: the statements' URL and the controller's uid).
 
 Standard library only: it runs with the system's python3, without bitten's virtualenv.
 Exit 0: the statement; 1: the controller refused or could not answer (its reason is printed); 2: bad usage or
@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-CONFIG = "/etc/bitten/energy/jobs.json"
+CONFIG = "/etc/bitten/energy-jobs.json"
 #: (figure, column title); each shown as value unit (status)
 COLUMNS = (("it_energy", "IT energy"), ("facility_energy", "with facility overhead"), ("co2", "CO2"),
            ("reused_heat", "heat reused"), ("co2_net", "net CO2"))

@@ -58,19 +58,30 @@ class Caller:
     user: str
 
 
+#: unmunge's metadata values: ``Success (0)``, ``Replayed credential (17)``, ``alice (1000)``
+_METADATA = re.compile(r"(?P<text>.*?)\s*\((?P<number>\d+)\)")
+
+
 def unmunge(credential: str, argv: Sequence[str] = ("unmunge",), timeout: float = 10.0) -> int:
-    """The uid a MUNGE credential was made for, as the local munged decodes it (signature, TTL, replay)."""
+    """The uid a MUNGE credential was made for, as the local munged decodes it (signature, TTL, replay).
+
+    unmunge refuses a credential it cannot decode with an error on stderr; one it decodes but must not accept
+    (expired, rewound, replayed) it prints with its status, ``Replayed credential (17)``, and exits non-zero.
+    """
     if not credential or len(credential) > MAX_CREDENTIAL or not re.fullmatch(r"MUNGE:[A-Za-z0-9+/=:]+", credential):
         raise AuthError(401, "no MUNGE credential")
-    result = run([*argv, "--numeric", "--keys=STATUS,UID", "--output=/dev/null"], timeout, stdin=credential)
-    if result.timed_out or result.missing or result.returncode != 0:
-        why = (result.stderr or result.stdout).strip().removeprefix("unmunge: ").removeprefix("Error: ")
+    result = run([*argv, "--keys=STATUS,UID", "--output=/dev/null"], timeout, stdin=credential)
+    fields = {key.strip(): value.strip() for key, _, value in
+              (line.partition(":") for line in result.stdout.splitlines()) if value}
+    status = _METADATA.fullmatch(fields.get("STATUS", ""))
+    uid = _METADATA.fullmatch(fields.get("UID", ""))
+    if result.timed_out or result.missing or result.returncode != 0 or status is None or status["number"] != "0":
+        why = status["text"] if status is not None and status["number"] != "0" else \
+            result.stderr.strip().removeprefix("unmunge: ").removeprefix("Error: ")
         raise AuthError(401, f"munged refused the credential: {why[:200] or 'no answer'}")
-    fields = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
-    status, uid = fields.get("STATUS", "").strip(), fields.get("UID", "").strip()
-    if status != "0" or not uid.isdigit():
-        raise AuthError(401, f"munged refused the credential (STATUS {status or '?'})")
-    return int(uid)
+    if uid is None:
+        raise AuthError(401, f"munged's answer has no uid: {result.stdout.strip()[:200]!r}")
+    return int(uid["number"])
 
 
 def caller(credential: str, decode: Callable[[str], int] = unmunge) -> Caller:
