@@ -41,6 +41,14 @@ SOURCES
 # containers only: dpkg need not fsync, manual pages are not needed
 echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/bitten-unsafe-io
 printf 'path-exclude=/usr/share/man/*\n' > /etc/dpkg/dpkg.cfg.d/bitten-noman
+# what Debian's installer writes: debootstrap leaves /etc/hosts empty on bookworm, and a service that listens on
+# "localhost" (PostgreSQL's default) then finds no address
+cat > /etc/hosts <<HOSTS
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+ff02::1	ip6-allnodes
+ff02::2	ip6-allrouters
+HOSTS
 # every container gets its own host keys and machine id at first boot
 rm -f /etc/ssh/ssh_host_*
 : > /etc/machine-id
