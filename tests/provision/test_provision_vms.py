@@ -1,10 +1,13 @@
 """The PXE path for real: QEMU virtual machines powered on through Redfish boot the image bitten built.
 
 A lab of its own (tests/provision/pxe, network bitten-pxe): a provisioner container converged by the provisioner
-role, sushy-tools' libvirt driver as the VMs' BMC, and the real playbooks (provision, hardware, boot). Two stateless
-nodes and one image-to-disk deploy boot together; then the faults: a node whose NIC never comes up (it never asks
-for DHCP) and a VM whose MAC no node of the inventory has. Each node's boot is asserted from what the provisioner
-recorded (its lease, the image id it reported, where its root is) and from its BMC; a second run changes nothing.
+role, sushy-tools' libvirt driver as the VMs' BMC, and the real playbooks (provision, hardware, boot, base, Slurm).
+The provisioner container is also the Slurm controller (slurmctld, slurmdbd and MariaDB, converged by the slurm
+role): on the same bridge as the VMs, it costs no further container. Two stateless nodes and one image-to-disk
+deploy boot together; then the faults: a node whose NIC never comes up (it never asks for DHCP) and a VM whose MAC
+no node of the inventory has. Each node's boot is asserted from what the provisioner recorded (its lease, the image
+id it reported, where its root is) and from its BMC, and from Slurm: `sinfo` shows it idle and a job ran on it; a
+second run changes nothing.
 
 Needs root, podman, libvirt/QEMU and the base image (make test has them); takes several minutes (marked vm).
 """
@@ -28,6 +31,7 @@ from bitten.lab import podman as pm
 from bitten.lab import vms
 from bitten.lab.image import Recipe
 from bitten.lab.lab import Lab
+from bitten.lab.layers.provision import slurm_on
 from bitten.provision.boot import http_status
 from bitten.provision.nodes import boot_nodes, http_base
 
@@ -106,6 +110,14 @@ def test_a_disk_node_is_written_and_boots_from_its_disk(pxe: Lab, booted: dict[s
     assert "<boot order='1'/>" in vms.virsh("dumpxml", "pxe-vm03").stdout.split("<disk", 1)[1].split("</disk>")[0]
 
 
+@pytest.mark.parametrize("host", ["pxe-vm01", "pxe-vm02", "pxe-vm03"])
+def test_each_node_is_idle_in_slurm_and_runs_a_job(pxe: Lab, booted: dict[str, Any], host: str) -> None:
+    """The slurm role waited until slurmctld had each node registered; sinfo (on pxe-ctl) shows it idle."""
+    state, job = slurm_on(pxe, host)
+    assert state == "idle", (state, job)
+    assert job == f"ran on {host}"
+
+
 def test_the_nodes_are_reachable_with_the_host_keys_bitten_recorded(pxe: Lab, booted: dict[str, Any]) -> None:
     """Strict host-key checking against the known_hosts the provisioner role wrote: the key in the overlay."""
     ansible = Path(sys.executable).parent / "ansible"
@@ -134,7 +146,8 @@ def test_faults_a_node_that_never_asks_for_dhcp_and_an_unknown_mac(pxe: Lab, boo
     vms.define(stranger)
     vms.virsh("start", "pxe-stranger")
     try:
-        recap = pxe.run_playbook(PLAYBOOK, ["--limit", "pxe-ctl:pxe-vm09"])
+        # the boot stages only: the node never boots, and pxe-ctl's Slurm stands as the first run left it
+        recap = pxe.run_playbook(PLAYBOOK, ["--limit", "pxe-ctl:pxe-vm09", "--tags", "provision,hardware,boot"])
     finally:
         vms.virsh("destroy", "pxe-stranger", check=False)
     assert recap.returncode != 0 and recap.failed.get("pxe-vm09") == 1

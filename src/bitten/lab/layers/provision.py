@@ -145,8 +145,9 @@ def _bmc_views(lab: Lab) -> dict[str, Any]:
     return {host: RedfishBmc(endpoint_of(lab.site, host), creds, tls).view() for host in lab.vm_hosts}
 
 
-def _slurm(lab: Lab, host: str) -> tuple[str, str]:
-    """(sinfo state, job result) for a bare node, through the controller container."""
+def slurm_on(lab: Lab, host: str) -> tuple[str, str]:
+    """(sinfo state, job result) for a bare node, through the controller container: the job's result is
+    "ran on <host>" when ``hostname`` ran there, else what failed."""
     if not lab.site.controllers:
         return "-", "-"
     ctl = lab.container_name(lab.site.controllers[0])
@@ -187,7 +188,7 @@ def summary(lab: Lab) -> object:
         if up and image != node.image_id:
             image += f" (profile names {node.image_id})"
         took = boot.get("seconds_to_up")
-        slurm, job = _slurm(lab, host) if up else ("-", "-")
+        slurm, job = slurm_on(lab, host) if up else ("-", "-")
         view = views[host]
         table.add_row(host, view.power or view.error or "?", lease, image, up.get("root") or "-",
                       f"{took:.0f} s" if isinstance(took, int | float) else (boot.get("problem") or "-"),
