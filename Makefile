@@ -8,12 +8,12 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps deps-vm venv images lab lab-down test lint pytest molecule molecule-all bench render clean
+.PHONY: help deps deps-vm venv images lab lab-down test lint pytest pytest-vm molecule molecule-all bench render clean
 
 help:
 	@echo "make lab       the whole site on this machine (containers, emulators, playbooks)"
 	@echo "make lab-down  remove everything the lab created"
-	@echo "make test      lint, type checks, pytest and the roles' Molecule scenarios (CI runs this)"
+	@echo "make test      lint, type checks, pytest, the roles' Molecule scenarios and the PXE tests on virtual nodes (CI)"
 	@echo "make molecule-all  every Molecule scenario, the extended ones too (scripts/molecule-all)"
 	@echo "make bench     performance figures (ratios against baselines measured in the same run)"
 	@echo "make render    render inventory/bitten into out/bitten"
@@ -54,13 +54,17 @@ lint: venv
 pytest: venv
 	$(BIN)/pytest -q
 
+# the PXE path on QEMU virtual nodes (marker vm): QEMU, libvirt, OVMF and iPXE from scripts/host-deps --vm
+pytest-vm: images deps-vm
+	$(BIN)/pytest -q -m vm
+
 molecule: images
 	scripts/molecule-all
 
 molecule-all: images
 	scripts/molecule-all --all
 
-test: images lint pytest molecule
+test: images lint pytest molecule pytest-vm
 
 # every bench runs (a failed one does not stop the others); the summary lists each figure with its target and
 # PASS/MISS; the exit status is non-zero only when a bench failed, never for a missed target
