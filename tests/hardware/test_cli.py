@@ -128,6 +128,13 @@ def test_plan_shows_the_nodes_that_wait_for_a_reboot_and_rollout_their_waves(
     assert "wave 1: lab-gpu01 (BIOS ProcSMT, WorkloadProfile pending; GPU driver 580.95)" in text
     assert "wave 2: lab-gpu02" in text
 
+    # --json: stdout is the JSON alone, the text goes to stderr
+    result = CliRunner().invoke(app, ["hardware", "rollout", str(inv), "--ca", str(pki.ca), "--limit", "gpu_nodes",
+                                      "--dry-run", "--wave-size", "1", "--json"], env=wide)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["waves"] == [["lab-gpu01"], ["lab-gpu02"]]
+    assert "wave 1: lab-gpu01" in result.stderr
+
 
 def test_a_node_on_an_older_image_waits_for_a_reboot_in_plan_and_rollout(
         start_emulator: Callable[..., Emulator], pki: Pki, tmp_path: Path) -> None:

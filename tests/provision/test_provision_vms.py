@@ -162,7 +162,7 @@ def test_a_bios_change_rolls_through_slurm_past_a_running_job(pxe: Lab, booted: 
         dry = subprocess.run([str(bitten), "hardware", "rollout", str(pxe.inventory), "--limit", "pxe-vm03",
                               "--ca", ca, "--dry-run"], capture_output=True, text=True, env=env, check=False)
         assert dry.returncode == 0, dry.stdout + dry.stderr
-        assert "wave 1: pxe-vm03 (BIOS ProcTurboMode" in dry.stdout, dry.stdout
+        assert "wave 1: pxe-vm03 (BIOS ProcTurboMode to write)" in dry.stdout, dry.stdout
         proc = subprocess.run([str(bitten), "hardware", "rollout", str(pxe.inventory), "--limit", "pxe-vm03",
                                "--ca", ca, "--json"], capture_output=True, text=True, env=env, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr

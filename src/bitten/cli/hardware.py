@@ -235,13 +235,16 @@ def rollout(inventory: InventoryArg, limit: LimitOpt = [],  # noqa: B006
     needs = merge_needs([*reboot_needs(plans.results, selection.targets, settings, firmware=firmware),
                          *images.needs, *reasons])
     waves = waves_of([n.host for n in needs], config.wave_size)
-    if not needs:
-        out.print("no node waits for a reboot")
-        raise typer.Exit(unsure)
     whys = {n.host: n.why for n in needs}
+    # with --json, stdout carries the JSON alone (the waves as text go to stderr)
+    text_out = err if as_json else out
+    if not needs:
+        text_out.print("no node waits for a reboot")
     for index, wave in enumerate(waves, start=1):
-        out.print(f"wave {index}: " + "; ".join(f"{h} ({whys[h]})" for h in wave))
-    if dry_run:
+        text_out.print(f"wave {index}: " + "; ".join(f"{h} ({whys[h]})" for h in wave))
+    if not needs or dry_run:
+        if as_json:
+            out.print_json(json.dumps({"waves": waves, "why": whys, "dry_run": dry_run}))
         raise typer.Exit(unsure)
     targets = {t.host: t for t in selection.targets}
     rebooter = SlurmReboot() if config.method == "slurm" else BmcReboot(bmc_restart(targets, settings))
