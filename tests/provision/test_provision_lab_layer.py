@@ -68,3 +68,48 @@ def test_a_bare_nodes_bmc_must_be_the_gateway(inventory_copy) -> None:  # type: 
     lab = Lab(inventory, load_site(inventory))
     with pytest.raises(LabError, match="a bare node's BMC must be the gateway"):
         layer.bmc_port(lab)
+
+
+class FakeVirsh:
+    """libvirt's side of vms.define: one domain of this lab's, defined on an old bridge."""
+
+    def __init__(self, state: str, bridge: str) -> None:
+        self.state, self.bridge, self.defined = state, bridge, ""
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> object:
+        import subprocess
+
+        out = {
+            "dominfo": "Name: lab-vm01",
+            "list": "lab-vm01",
+            "metadata": '<lab site="lab"/>',
+            "domstate": self.state,
+            "domiflist": f" -   bridge   {self.bridge}   virtio   52:54:00:77:00:41",
+            "dumpxml": f"<domain type='qemu'><name>lab-vm01</name><os><boot dev='hd'/></os><devices><interface "
+                       f"type='bridge'><source bridge='{self.bridge}'/></interface></devices></domain>",
+        }.get(args[0], "")
+        if args[0] == "define":
+            self.defined = Path(args[1]).read_text()
+        return subprocess.CompletedProcess(["virsh", *args], 0, out, "")
+
+
+def test_a_domain_left_on_an_old_bridge_follows_the_labs_network(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab network was made anew (another bridge name): the shut-off domain is redefined on the new bridge,
+    keeping the rest of its definition (here the boot order its BMC set); a running one is refused."""
+    fake = FakeVirsh("shut off", "podman5")
+    monkeypatch.setattr(vms, "virsh", fake)
+    spec = vms.VmSpec(site="lab", name="lab-vm01", mac="52:54:00:77:00:41", bridge="podman2", memory_mb=1536,
+                      uefi=True, disk=None, console=tmp_path / "lab-vm01.console")
+    assert vms.define(spec) is True
+    root = ElementTree.fromstring(fake.defined)
+    assert root.find("devices/interface/source").get("bridge") == "podman2"
+    assert root.find("os/boot").get("dev") == "hd"
+
+    fake.defined = ""
+    monkeypatch.setattr(vms, "virsh", FakeVirsh("shut off", "podman2"))
+    assert vms.define(spec) is False
+
+    monkeypatch.setattr(vms, "virsh", FakeVirsh("running", "podman5"))
+    with pytest.raises(vms.VmError, match="runs on bridge podman5, not the lab network's podman2"):
+        vms.define(spec)

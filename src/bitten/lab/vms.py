@@ -34,6 +34,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 URI = "qemu:///system"
@@ -241,12 +242,39 @@ def state(name: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else "missing"
 
 
+def bridge_of(name: str) -> str | None:
+    """The bridge the domain's first bridged NIC is on (``virsh domiflist``), None when it has none."""
+    for line in virsh("domiflist", name, check=False).stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 3 and cols[1] == "bridge":
+            return cols[2]
+    return None
+
+
 def define(spec: VmSpec) -> bool:
-    """Define the domain (powered off) unless it exists; returns whether it was defined now."""
+    """Define the domain (powered off) unless it exists; returns whether it was defined (or redefined) now.
+
+    A domain of this lab's on another bridge than the lab network's (the network was made anew and its bridge has
+    another name) is redefined on the new bridge, the rest of its definition kept (NVRAM, the boot order its BMC
+    set), when it is shut off; a running one is refused."""
     if virsh("dominfo", spec.name, check=False).returncode == 0:
         if spec.name not in lab_domains(spec.site):
             raise VmError(f"a libvirt domain {spec.name} exists that the lab did not create: remove or rename it")
-        return False
+        current = bridge_of(spec.name)
+        if current is None or current == spec.bridge:
+            return False
+        if state(spec.name) != "shut off":
+            raise VmError(f"{spec.name} runs on bridge {current}, not the lab network's {spec.bridge} (the network "
+                          "was made anew): run make lab-down, then make lab")
+        root = ElementTree.fromstring(virsh("dumpxml", "--inactive", spec.name).stdout)  # noqa: S314 - libvirtd's own XML
+        for source in root.findall("devices/interface[@type='bridge']/source"):
+            if source.get("bridge") == current:
+                source.set("bridge", spec.bridge)
+        spec.console.parent.mkdir(parents=True, exist_ok=True)
+        xml = spec.console.parent / f"{spec.name}.xml"
+        xml.write_text(ElementTree.tostring(root, encoding="unicode"))
+        virsh("define", str(xml))
+        return True
     spec.console.parent.mkdir(parents=True, exist_ok=True)
     if spec.disk is not None and not spec.disk.exists():
         spec.disk.parent.mkdir(parents=True, exist_ok=True)
