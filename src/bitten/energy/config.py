@@ -69,6 +69,18 @@ class BmcEntry(Strict):
     max_w: float = Field(gt=0)
 
 
+class GpuPowerEntry(Strict):
+    """The GPU nodes whose dcgm-exporter the controller polls for GPU power and energy (into nodes.sqlite)."""
+
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    stale_after_s: float = Field(default=120.0, gt=0)
+    ca_file: str | None = None
+    #: node -> its exporter's URL
+    urls: dict[str, str] = Field(default_factory=dict)
+    #: node -> the most one of its GPUs can draw (W; above it a reading is implausible)
+    max_w: dict[str, float] = Field(default_factory=dict)
+
+
 class NodePowerEntry(Strict):
     """The nodes whose BMCs the controller polls for power, energy and coolant heat (into nodes.sqlite)."""
 
@@ -123,6 +135,7 @@ class ControllerConfig(Strict):
     partitions: dict[Name, tuple[NodeEntry, ...]] = Field(default_factory=dict)
     cdus: dict[Name, CduEntry] = Field(default_factory=dict)
     node_power: NodePowerEntry | None = None
+    gpu_power: GpuPowerEntry | None = None
     statements: StatementsEntry | None = None
 
     @model_validator(mode="after")
@@ -212,6 +225,20 @@ def from_site(site: Site, host: str | None = None, secret: Any = None) -> Contro
             node_power = NodePowerEntry(chassis_id=energy.node_power.chassis_id,
                                         poll_interval_s=energy.node_power.poll_interval_s,
                                         stale_after_s=energy.node_power.stale_after_s, nodes=bmcs)
+    gpu_power = None
+    if energy.gpu_power.enabled:
+        gp = energy.gpu_power
+        urls, gpu_max = {}, {}
+        for name in site.compute_nodes:
+            profile = site.profile_of(name)
+            if profile is None or profile.gpu is None:
+                continue
+            urls[name] = f"{gp.scheme}://{site.nodes[name].ip}:{gp.port}{gp.path}"
+            # half again the GPU's board power: a reading above it is not a GPU's
+            gpu_max[name] = 1.5 * float(profile.gpu.max_power_watts or 1000)
+        if urls:
+            gpu_power = GpuPowerEntry(poll_interval_s=gp.poll_interval_s, stale_after_s=gp.stale_after_s,
+                                      ca_file=str(gp.ca_file) if gp.ca_file else None, urls=urls, max_w=gpu_max)
     agent = site.cooling.agent
     cooling_url = None
     if site.cooling_agent_hosts:
@@ -235,7 +262,7 @@ def from_site(site: Site, host: str | None = None, secret: Any = None) -> Contro
         state_dir=ctl.state_dir, scontrol=ctl.scontrol, gpu_power_command=ctl.gpu_power_command,
         actuator_deadline_s=ctl.actuator_deadline_s, cooling_metrics_url=cooling_url, grid=energy.signals.grid,
         heat=heat, policies=energy.policies, flexible_qos=energy.flexible_qos, partitions=partitions, cdus=cdus,
-        node_power=node_power, statements=statements)
+        node_power=node_power, gpu_power=gpu_power, statements=statements)
 
 
 def render(site: Site, host: str | None, secret: Any) -> str:

@@ -98,7 +98,9 @@ class Controller:
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="actuate")
         self.nodepower = self._nodepower()
+        self.gpupower = self._gpupower()
         self._next_power_poll = 0.0
+        self._next_gpu_poll = 0.0
         #: the last text recorded per subject, so that a repeated decision is logged once until it changes
         self._said: dict[str, str] = {}
         self._load_state()
@@ -146,6 +148,19 @@ class Controller:
         return NodePowerPoller({n: factory(n) for n in np_cfg.nodes}, Ledger(self.cfg.nodes_ledger_path),
                                chassis_id=np_cfg.chassis_id, stale_after_s=np_cfg.stale_after_s,
                                max_w={n: b.max_w for n, b in np_cfg.nodes.items()}, clock=self.clock)
+
+    def _gpupower(self) -> Any:
+        """The dcgm-exporter poller (GPU power and energy into nodes.sqlite), when the site enables it."""
+        gp = self.cfg.gpu_power
+        if gp is None or not gp.urls:
+            return None
+        # imported here, not at the top: only this path needs it, and start-up stays light
+        from bitten.cooling.ledger import Ledger
+        from bitten.energy.gpupower import GpuPowerPoller, fetch
+
+        return GpuPowerPoller(gp.urls, Ledger(self.cfg.nodes_ledger_path), max_w=gp.max_w,
+                              stale_after_s=gp.stale_after_s, get=lambda url, t: fetch(url, t, gp.ca_file),
+                              clock=self.clock)
 
     # --- state that survives a restart ------------------------------------------------------------------------
     def _load_state(self) -> None:
@@ -431,6 +446,13 @@ class Controller:
                     self.nodepower.poll()
                 except Exception:
                     log.exception("node power poll failed")
+            if self.gpupower is not None and self.cfg.gpu_power is not None and \
+                    time.monotonic() >= self._next_gpu_poll:
+                self._next_gpu_poll = time.monotonic() + self.cfg.gpu_power.poll_interval_s
+                try:
+                    self.gpupower.poll()
+                except Exception:
+                    log.exception("GPU power poll failed")
             done += 1
             if cycles is not None and done >= cycles:
                 break
@@ -441,6 +463,8 @@ class Controller:
         self.pool.shutdown(wait=True)
         if self.nodepower is not None:
             self.nodepower.close()
+        if self.gpupower is not None:
+            self.gpupower.close()
         if self.heat is not None:
             self.heat.close()
 

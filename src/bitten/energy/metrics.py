@@ -31,6 +31,10 @@ bitten_energy_node_energy_joules_total{node}                                the 
 bitten_energy_node_coolant_heat_watts{node}                                 heat the node's coolant removes
 bitten_energy_node_stale{node}                                              1 without a good reading for a while
 bitten_energy_node_garbage_fields_total{node}                               implausible BMC fields
+bitten_energy_gpu_power_watts{node}                                         the node's GPUs' power (DCGM, sum)
+bitten_energy_gpu_energy_joules_total{node}                                 the GPUs' DCGM energy counters (sum)
+bitten_energy_gpu_power_stale{node}                                         1 without a good DCGM reading a while
+bitten_energy_gpu_garbage_values_total{node}                                implausible DCGM values
 ==========================================================================  ===========================================
 """
 
@@ -120,10 +124,11 @@ class ControllerCollector(Collector):
         yield actions
 
     def _nodes(self) -> Iterator[Metric]:
+        now = time.time()
         poller = self.c.nodepower
         if poller is None:
+            yield from self._gpus(now)
             return
-        now = time.time()
         power = _g("node_power_watts", "the node's power as its BMC reports it", ["node"])
         energy = CounterMetricFamily(P + "node_energy_joules", "the node's energy counter (BMC)", labels=["node"])
         heat = _g("node_coolant_heat_watts", "heat the node's coolant connectors remove", ["node"])
@@ -143,6 +148,30 @@ class ControllerCollector(Collector):
             if r.heat_kw is not None:
                 heat.add_metric([node], r.heat_kw.value * 1000)
         yield from (power, energy, heat, stale, garbage)
+        yield from self._gpus(now)
+
+    def _gpus(self, now: float) -> Iterator[Metric]:
+        poller = self.c.gpupower
+        if poller is None:
+            return
+        power = _g("gpu_power_watts", "the node's GPUs' power as DCGM reports it (sum)", ["node"])
+        energy = CounterMetricFamily(P + "gpu_energy_joules", "the node's GPUs' energy counters (DCGM, sum)",
+                                     labels=["node"])
+        stale = _g("gpu_power_stale", "1 if dcgm-exporter gave no good reading for stale_after_s", ["node"])
+        garbage = CounterMetricFamily(P + "gpu_garbage_values", "DCGM values that were not plausible numbers",
+                                      labels=["node"])
+        alarms = poller.alarms()
+        for node, st in sorted(poller.nodes.items()):
+            stale.add_metric([node], 1.0 if node in alarms else 0.0)
+            garbage.add_metric([node], st.garbage_total)
+            r = st.reading
+            if r is None:
+                continue
+            if r.total_w is not None:
+                power.add_metric([node], r.total_w)
+            if r.total_kwh is not None:
+                energy.add_metric([node], r.total_kwh * 3.6e6)
+        yield from (power, energy, stale, garbage)
 
     def _signals(self, cyc: object, now: float) -> Iterator[Metric]:
         # imported here, not at the top: only this path needs it, and start-up stays light

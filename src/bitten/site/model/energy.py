@@ -210,6 +210,23 @@ class NodePower(Strict):
     max_node_w: float | None = Field(default=None, gt=0)
 
 
+class GpuPower(Strict):
+    """Each GPU node's GPU power and energy from DCGM: the /metrics of NVIDIA's dcgm-exporter, which the gpu role
+    runs where NVIDIA's driver and DCGM are installed, polled by the energy controller into its ledger."""
+
+    #: off by default: a node without DCGM (Debian's driver, no GPU) has no exporter to answer
+    enabled: bool = False
+    scheme: Literal["http", "https"] = "http"
+    #: the gpu role's gpu_dcgm_exporter_listen
+    port: int = Field(default=9400, ge=1, le=65535)
+    path: str = Field(default="/metrics", pattern=r"^/[!-~]*$")
+    poll_interval_s: float = Field(default=30.0, ge=1, le=3600)
+    #: a node without a good reading for this long is stale: no samples, an alarm
+    stale_after_s: float = Field(default=120.0, gt=0)
+    #: a CA bundle for https exporters (None: the system store)
+    ca_file: AbsolutePath | None = None
+
+
 class RackPdu(Strict):
     """A rack PDU reached through Redfish PowerEquipment/RackPDUs: its metrics and the outlets feeding nodes."""
 
@@ -232,6 +249,7 @@ class Energy(Strict):
     controller: EnergyController = Field(default_factory=EnergyController)
     accounting: EnergyAccounting = Field(default_factory=EnergyAccounting)
     node_power: NodePower = Field(default_factory=NodePower)
+    gpu_power: GpuPower = Field(default_factory=GpuPower)
     pdus: dict[Name, RackPdu] = Field(default_factory=dict)
 
     @model_validator(mode="after")
