@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 from bitten.cooling.ledger import Ledger
+from bitten.energy.polling import PollState, alarms, settle
 
 log = logging.getLogger("bitten.energy.gpupower")
 
@@ -108,14 +109,8 @@ def fetch(url: str, timeout: float, ca_file: str | None = None) -> str:
     return bytes(body).decode("utf-8", errors="replace")
 
 
-@dataclass
-class GpuState:
-    last_ok: float | None = None
-    failures: int = 0
-    errors_total: int = 0
-    garbage_total: int = 0
-    last_error: str = ""
-    reading: GpuReading | None = None
+#: a node's poll state (bitten.energy.polling)
+GpuState = PollState[GpuReading]
 
 
 class GpuPowerPoller:
@@ -151,18 +146,8 @@ class GpuPowerPoller:
         results = list(self.pool.map(self._one, sorted(self.urls)))
         now = self.clock()
         with self.ledger.batch():
-            for node, reading, error in results:
-                st = self.nodes[node]
-                if reading is None:
-                    st.failures += 1
-                    st.errors_total += 1
-                    st.last_error = error
-                    if st.failures in (1, 5) or st.failures % 50 == 0:
-                        log.warning("%s: dcgm-exporter poll failed (%d in a row): %s", node, st.failures, error)
-                    continue
-                st.failures, st.last_ok, st.reading = 0, now, reading
-                st.garbage_total += len(reading.garbage)
-                self._record(reading)
+            settle(self.nodes, results, now, what="dcgm-exporter", log=log, garbage=lambda r: len(r.garbage),
+                   record=self._record)
 
     def _record(self, r: GpuReading) -> None:
         url = self.urls[r.node]
@@ -177,13 +162,7 @@ class GpuPowerPoller:
                                  r.timestamp)
 
     def alarms(self) -> dict[str, str]:
-        now = self.clock()
-        out = {}
-        for node, st in self.nodes.items():
-            if now - (st.last_ok if st.last_ok is not None else self.started) > self.stale_after_s:
-                since = "never answered" if st.last_ok is None else f"no good reading for {now - st.last_ok:.0f} s"
-                out[node] = f"{since} ({st.last_error or 'no error recorded'})"
-        return out
+        return alarms(self.nodes, self.clock(), self.stale_after_s, self.started)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

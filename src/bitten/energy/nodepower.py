@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bitten.cooling.ledger import Ledger
+from bitten.energy.polling import PollState, alarms, settle
 
 log = logging.getLogger("bitten.energy.nodepower")
 
@@ -199,17 +200,8 @@ def read_pdu(conn: Resource, name: str, pdu_id: str, clock: Callable[[], float] 
     return out
 
 
-@dataclass
-class NodeState:
-    last_ok: float | None = None
-    failures: int = 0
-    errors_total: int = 0
-    garbage_total: int = 0
-    last_error: str = ""
-    reading: NodeReading | None = None
-
-    def stale(self, now: float, after: float, started: float) -> bool:
-        return now - (self.last_ok if self.last_ok is not None else started) > after
+#: a node's poll state (bitten.energy.polling)
+NodeState = PollState[NodeReading]
 
 
 class NodePowerPoller:
@@ -251,18 +243,8 @@ class NodePowerPoller:
         pdu_results = list(self.pool.map(self._pdu, sorted(self.pdus)))
         now = self.clock()
         with self.ledger.batch():
-            for node, reading, error in results:
-                st = self.nodes[node]
-                if reading is None:
-                    st.failures += 1
-                    st.errors_total += 1
-                    st.last_error = error
-                    if st.failures in (1, 5) or st.failures % 50 == 0:
-                        log.warning("%s: BMC poll failed (%d in a row): %s", node, st.failures, error)
-                    continue
-                st.failures, st.last_ok, st.reading = 0, now, reading
-                st.garbage_total += len(reading.garbage)
-                self._record(reading)
+            settle(self.nodes, results, now, what="BMC", log=log, garbage=lambda r: len(r.garbage),
+                   record=self._record)
             for name, pdu, error in pdu_results:
                 if pdu is None:
                     log.warning("PDU %s: poll failed: %s", name, error)
@@ -293,13 +275,7 @@ class NodePowerPoller:
             self.ledger.describe("node_heat", r.node, f"BMC {heat.provenance}", r.timestamp)
 
     def alarms(self) -> dict[str, str]:
-        now = self.clock()
-        out = {}
-        for node, st in self.nodes.items():
-            if st.stale(now, self.stale_after_s, self.started):
-                since = "never answered" if st.last_ok is None else f"no good reading for {now - st.last_ok:.0f} s"
-                out[node] = f"{since} ({st.last_error or 'no error recorded'})"
-        return out
+        return alarms(self.nodes, self.clock(), self.stale_after_s, self.started)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
