@@ -86,6 +86,14 @@ def median_run(cmd: list[str], repeat: int) -> Run:
     return middle
 
 
+def bare_nodes() -> list[str]:
+    """The lab's provisioned (virtual) nodes, from the site model."""
+    from bitten.capabilities import load_site
+    from bitten.provision.nodes import boot_node_names
+
+    return sorted(boot_node_names(load_site(INVENTORY)))
+
+
 def lab_is_up() -> bool:
     proc = subprocess.run(["podman", "container", "exists", "lab-ctl"], env=environment(), check=False)
     return proc.returncode == 0 and (ROOT / ".lab" / "ssh" / "known_hosts").exists()
@@ -106,6 +114,12 @@ def main() -> int:
         ping = statistics.median(run([str(BIN / "ansible"), "-i", str(INVENTORY), "all", "-m",
                                       "ansible.builtin.ping"]).wall for _ in range(3))
         rows: list[tuple[str, Run]] = [("site.yml (every layer)", median_run(playbook("site"), repeat))]
+        # the lab's bare node is a QEMU virtual machine under TCG (no usable KVM here): every task on it pays the
+        # emulated CPU; the containers alone are the lab the 60 s target was set for
+        vms = bare_nodes()
+        if vms:
+            rows.append((f"site.yml without the TCG VM(s) ({','.join(vms)})",
+                         median_run(playbook("site", "--limit", "all:!" + ":!".join(vms)), repeat)))
         rows += [(f"layer {layer}", median_run(playbook(layer), repeat)) for layer in LAYERS]
         rows.append((f"slurm on 3 hosts ({SLURM_THREE})", median_run(playbook("slurm", "--limit", SLURM_THREE),
                                                                       repeat)))
@@ -121,9 +135,14 @@ def main() -> int:
         print(line + f" {result.changed:>8} {result.failed:>7}")
         ok = ok and result.changed == 0 and result.failed == 0
     site, three = rows[0][1], rows[-1][1]
-    print(f"targets: site.yml {site.wall:.1f} s <= 60 s: {'met' if site.wall <= 60 else 'NOT met'}; "
+    containers = rows[1][1] if rows[1][0].startswith("site.yml without") else site
+    print(f"targets: site.yml {site.wall:.1f} s <= 60 s: {'met' if site.wall <= 60 else 'NOT met'} "
+          f"({containers.wall:.1f} s without the TCG VM); "
           f"slurm on 3 hosts {three.wall:.1f} s <= 10 s: {'met' if three.wall <= 10 else 'NOT met'}")
     figure("no-op re-run of the lab, site.yml (wall)", f"{site.wall:.1f} s", "<= 60 s", site.wall <= 60)
+    if containers is not site:
+        figure("no-op re-run of the lab's containers, site.yml without the TCG VM (wall)", f"{containers.wall:.1f} s",
+               "<= 60 s", containers.wall <= 60)
     figure("no-op re-run, the Slurm layer on 3 hosts (wall)", f"{three.wall:.1f} s", "<= 10 s", three.wall <= 10)
     for name, result in rows:
         print(f"\nslowest tasks, {name}:")
