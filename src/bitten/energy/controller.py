@@ -99,8 +99,8 @@ class Controller:
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="actuate")
         self.nodepower = self._nodepower()
         self.gpupower = self._gpupower()
-        self._next_power_poll = 0.0
-        self._next_gpu_poll = 0.0
+        #: poller name -> when it polls next (time.monotonic)
+        self._next_poll: dict[str, float] = {}
         #: the last text recorded per subject, so that a repeated decision is logged once until it changes
         self._said: dict[str, str] = {}
         self._load_state()
@@ -439,24 +439,24 @@ class Controller:
                 self.cycle()
             except Exception:
                 log.exception("cycle failed; nothing was changed after the failure")
-            if self.nodepower is not None and self.cfg.node_power is not None and \
-                    time.monotonic() >= self._next_power_poll:
-                self._next_power_poll = time.monotonic() + self.cfg.node_power.poll_interval_s
-                try:
-                    self.nodepower.poll()
-                except Exception:
-                    log.exception("node power poll failed")
-            if self.gpupower is not None and self.cfg.gpu_power is not None and \
-                    time.monotonic() >= self._next_gpu_poll:
-                self._next_gpu_poll = time.monotonic() + self.cfg.gpu_power.poll_interval_s
-                try:
-                    self.gpupower.poll()
-                except Exception:
-                    log.exception("GPU power poll failed")
+            self._poll_meters()
             done += 1
             if cycles is not None and done >= cycles:
                 break
             self.stop.wait(self.cfg.interval_s)
+
+    def _poll_meters(self) -> None:
+        """The BMC and DCGM pollers, each at its own interval; a poller's failure is logged, never the loop's."""
+        now = time.monotonic()
+        for name, poller, entry in (("node power", self.nodepower, self.cfg.node_power),
+                                    ("GPU power", self.gpupower, self.cfg.gpu_power)):
+            if poller is None or entry is None or now < self._next_poll.get(name, 0.0):
+                continue
+            self._next_poll[name] = now + entry.poll_interval_s
+            try:
+                poller.poll()
+            except Exception:
+                log.exception("%s poll failed", name)
 
     def close(self) -> None:
         self.stop.set()
