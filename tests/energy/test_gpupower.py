@@ -102,6 +102,12 @@ def test_the_poller_records_each_nodes_gpu_energy_with_provenance(exporters: dic
         "gpu01": f"dcgm-exporter {exporters['gpu01']} {ENERGY} (sum of 2 GPUs)",
         "gpu02": f"dcgm-exporter {exporters['gpu02']} {POWER} (sum of 2 GPUs)"}
     assert poller.nodes["gpu03"].errors_total == 2 and "500" in poller.nodes["gpu03"].last_error
+    # a counter step no two GPUs could make in 30 s (2 x 1000 W): a gap in the ledger, not energy
+    clock[0] += 30
+    pages["gpu01"] = page("gpu01", [400.0, 400.0], [1e12, 1e12])
+    poller.poll()
+    jump = ledger.total("gpu_energy", 1030.0, 1060.0, source="gpu01")
+    assert jump.value is None and jump.gaps
     assert poller.alarms() == {}
     # gpu01 turns to garbage: nothing recorded for it, and after stale_after_s an alarm (gpu03 never answered)
     pages["gpu01"] = page("gpu01", ["NaN", 400.0], ["NaN", 1.0])
@@ -110,7 +116,7 @@ def test_the_poller_records_each_nodes_gpu_energy_with_provenance(exporters: dic
     alarms = poller.alarms()
     assert set(alarms) == {"gpu01", "gpu03"}
     assert "no good reading for 61 s" in alarms["gpu01"] and "never answered" in alarms["gpu03"]
-    missing = ledger.total("gpu_energy", 1030.0, 1091.0, source="gpu01")
+    missing = ledger.total("gpu_energy", 1060.0, 1121.0, source="gpu01")
     assert missing.value is None and missing.covered_s == 0  # missing, never a guess
     poller.close()
 

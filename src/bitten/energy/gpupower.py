@@ -153,7 +153,9 @@ class GpuPowerPoller:
         url = self.urls[r.node]
         kwh, watts = r.total_kwh, r.total_w
         if kwh is not None:
-            self.ledger.record("gpu_energy", r.node, "counter", r.timestamp, kwh)
+            # the counters cannot grow faster than every GPU at its plausible maximum (a larger step is a gap)
+            max_rate = len(r.gpus) * self.max_w.get(r.node, 2000.0) / 3.6e6
+            self.ledger.record("gpu_energy", r.node, "counter", r.timestamp, kwh, max_rate=max_rate)
             self.ledger.describe("gpu_energy", r.node, f"dcgm-exporter {url} {ENERGY} (sum of {len(r.gpus)} "
                                  "GPUs)", r.timestamp)
         elif watts is not None:
