@@ -118,17 +118,17 @@ class ControllerCollector(Collector):
             held.add_metric([qos], len(c.holder.held.get(qos, ())))
         yield held
         yield from self._nodes()
+        yield from self._gpus()
         actions = CounterMetricFamily(P + "actions", "actuator calls by result", labels=["actuator", "result"])
         for (actuator, result), n in sorted(counters.items()):
             actions.add_metric([actuator, result], n)
         yield actions
 
     def _nodes(self) -> Iterator[Metric]:
-        now = time.time()
         poller = self.c.nodepower
         if poller is None:
-            yield from self._gpus(now)
             return
+        now = time.time()
         power = _g("node_power_watts", "the node's power as its BMC reports it", ["node"])
         energy = CounterMetricFamily(P + "node_energy_joules", "the node's energy counter (BMC)", labels=["node"])
         heat = _g("node_coolant_heat_watts", "heat the node's coolant connectors remove", ["node"])
@@ -148,9 +148,8 @@ class ControllerCollector(Collector):
             if r.heat_kw is not None:
                 heat.add_metric([node], r.heat_kw.value * 1000)
         yield from (power, energy, heat, stale, garbage)
-        yield from self._gpus(now)
 
-    def _gpus(self, now: float) -> Iterator[Metric]:
+    def _gpus(self) -> Iterator[Metric]:
         poller = self.c.gpupower
         if poller is None:
             return
