@@ -270,19 +270,21 @@ def define(spec: VmSpec) -> bool:
         for source in root.findall("devices/interface[@type='bridge']/source"):
             if source.get("bridge") == current:
                 source.set("bridge", spec.bridge)
-        spec.console.parent.mkdir(parents=True, exist_ok=True)
-        xml = spec.console.parent / f"{spec.name}.xml"
-        xml.write_text(ElementTree.tostring(root, encoding="unicode"))
-        virsh("define", str(xml))
+        _define_xml(spec, ElementTree.tostring(root, encoding="unicode"))
         return True
-    spec.console.parent.mkdir(parents=True, exist_ok=True)
     if spec.disk is not None and not spec.disk.exists():
         spec.disk.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(spec.disk), f"{DISK_GIB}G"], check=True)
-    xml = spec.console.parent / f"{spec.name}.xml"
-    xml.write_text(domain_xml(spec, accel()))
-    virsh("define", str(xml))
+    _define_xml(spec, domain_xml(spec, accel()))
     return True
+
+
+def _define_xml(spec: VmSpec, text: str) -> None:
+    """Keep the definition beside the console log (make lab-down removes it) and give it to libvirt."""
+    spec.console.parent.mkdir(parents=True, exist_ok=True)
+    xml = spec.console.parent / f"{spec.name}.xml"
+    xml.write_text(text)
+    virsh("define", str(xml))
 
 
 def remove(site: str, vm_dir: Path) -> list[str]:
