@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _figures import figure
+from bitten.core.recap import parse as parse_recap
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventory" / "lab"
 LAYERS = ("hardware", "base", "slurm", "gpu", "ucloud", "cooling")
 SLURM_THREE = "lab-ctl,lab-dbd,lab-gpu01"
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 TASK_TIME = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
 
 
@@ -67,9 +67,9 @@ def run(cmd: list[str]) -> Run:
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    recaps = RECAP.findall(proc.stdout)
-    changed = sum(int(c) for _, c, _, _ in recaps)
-    failed = sum(int(u) + int(f) for _, _, u, f in recaps) + (proc.returncode != 0)
+    recaps = parse_recap(proc.stdout).values()
+    changed = sum(r.changed for r in recaps)
+    failed = sum(r.bad for r in recaps) + (proc.returncode != 0)
     return Run(wall, cpu, changed, failed, proc.stdout + proc.stderr)
 
 

@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 from bitten.capabilities import load_site
 from bitten.cli import app
+from bitten.core.recap import failures
+from bitten.core.recap import parse as parse_recap
 from bitten.lab import podman as pm
 from bitten.lab.image import Recipe, RolesImage, role_packages
-from bitten.lab.lab import RECAP, Lab
+from bitten.lab.lab import Lab
 
 from conftest import INVENTORIES, ROOT
 
@@ -56,9 +58,30 @@ def test_gpu_nodes_get_device_stand_ins() -> None:
 
 
 def test_recap_lines_are_parsed() -> None:
-    line = "lab-ctl                    : ok=19   changed=3    unreachable=0    failed=1    skipped=0"
-    match = RECAP.match(line)
-    assert match and match["host"] == "lab-ctl" and match["changed"] == "3" and match["failed"] == "1"
+    text = ("PLAY RECAP ****\n"
+            "lab-ctl                    : ok=19   changed=3    unreachable=0    failed=1    skipped=0\n"
+            "\x1b[0;31mlab-vm01\x1b[0m                   : \x1b[0;32mok=2\x1b[0m    changed=0    "
+            "\x1b[1;31munreachable=1\x1b[0m    failed=0    skipped=0\n")
+    recap = parse_recap(text)
+    assert (recap["lab-ctl"].changed, recap["lab-ctl"].bad) == (3, 1)
+    assert (recap["lab-vm01"].ok, recap["lab-vm01"].bad) == (2, 1)
+
+
+def test_the_task_that_stopped_a_host_is_found_in_either_result_format() -> None:
+    text = ('fatal: [a]: FAILED! => {"changed": false, "msg": "first, ignored"}\n'
+            "...ignoring\n"
+            'fatal: [a]: FAILED! => {"changed": false, "msg": "No package matching \\"slurmd\\""}\n'
+            "\x1b[0;31mfatal: [b]: UNREACHABLE! => changed=false\x1b[0m\n"
+            "  msg: 'Failed to connect to the host via ssh: timeout'\n"
+            "  unreachable: true\n"
+            "fatal: [c]: FAILED! => changed=false\n"
+            "  rc: 1\n"
+            "ok: [d]\n")
+    found = failures(text, limit=30)
+    assert found["a"] == 'No package matching \\"slurmd\\"'
+    assert found["b"] == "Failed to connect to the host…"
+    assert found["c"] == "changed=false"
+    assert "d" not in found
 
 
 def test_a_non_lab_inventory_is_refused() -> None:

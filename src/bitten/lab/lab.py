@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,14 +17,12 @@ import hostlist
 from rich.console import Console
 from rich.table import Table
 
+from bitten.core.recap import parse_line as parse_recap_line
 from bitten.lab import layers
 from bitten.lab import podman as pm
 from bitten.lab.image import Recipe, ensure_image
 from bitten.lab.service import SERVICES, SETUPS, SUMMARIES, TEARDOWNS, Checked, LabService
 from bitten.site.model import LabSettings, Site
-
-RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unr>\d+)"
-                   r"\s+failed=(?P<failed>\d+)")
 
 
 class LabError(RuntimeError):
@@ -267,10 +264,10 @@ class Lab:
         recap = Recap()
         for line in proc.stdout:
             sys.stdout.write(line)
-            match = RECAP.match(re.sub(r"\x1b\[[0-9;]*m", "", line))
-            if match:
-                recap.changed[match["host"]] = int(match["changed"])
-                recap.failed[match["host"]] = int(match["failed"]) + int(match["unr"])
+            host = parse_recap_line(line)
+            if host is not None:
+                recap.changed[host.host] = host.changed
+                recap.failed[host.host] = host.bad
         sys.stdout.flush()
         recap.returncode = proc.wait()
         return recap
