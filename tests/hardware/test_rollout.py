@@ -10,7 +10,7 @@ from typing import Any
 
 from bitten.core.process import Result
 from bitten.core.scontrol import Scontrol
-from bitten.hardware.rollout import JobResult, RebootNeed, Rollout, gate_command, waves_of
+from bitten.hardware.rollout import JobResult, RebootNeed, Reconverge, Rollout, command_converge, gate_command, waves_of
 from bitten.site.model import RolloutSettings
 
 
@@ -22,6 +22,11 @@ class Node:
     #: polls until a requested reboot completes; None: it never comes back
     reboot_after: int | None = 1
     rebooting: int = -1
+    #: PXE-boots its image with its identity only: slurmd cannot register until it was converged
+    stateless: bool = False
+    converged: bool = False
+    #: it reported up to the provisioner (stateless, after its reboot)
+    reported_up: bool = False
 
 
 @dataclass
@@ -72,6 +77,8 @@ class FakeSlurm:
         node.rebooting += 1
         if node.reboot_after is None:
             node.state = "DOWN+DRAIN+REBOOT_ISSUED+NOT_RESPONDING"
+        elif node.rebooting > node.reboot_after and node.stateless and not node.converged:
+            node.state, node.reported_up = "DOWN+DRAIN+NOT_RESPONDING", True
         elif node.rebooting > node.reboot_after:
             self.boots += 1
             node.state, node.reason, node.rebooting = "IDLE", "", -1
@@ -217,3 +224,97 @@ def test_a_node_on_an_older_image_reboots_and_is_gated_by_its_new_image_report()
     assert reasons == ["reason=bitten: reboot: image img-old -> img-new"] * 2
     assert slurm.nodes["b"].reason == ("bitten: image img-old -> img-new: after the reboot: not on image img-new "
                                        "within 0 s: its last report names image img-old")
+
+
+def stateless_rollout(slurm: FakeSlurm, fail: dict[str, str] | None = None, **settings: object
+                      ) -> tuple[Rollout, list[list[str]], list[list[str]], list[tuple[str, float]]]:
+    """A rollout whose stateless nodes (those of ``slurm`` marked so) are converged by a recording stand-in."""
+    runner, ran = rollout(slurm, **settings)
+    converged: list[list[str]] = []
+    asked: list[tuple[str, float]] = []
+    wall = iter(range(1000, 100_000))
+
+    def booted_since(host: str, since: float) -> bool:
+        asked.append((host, since))
+        return slurm.nodes[host].reported_up
+
+    def converge(hosts: list[str]) -> dict[str, str]:
+        converged.append(list(hosts))
+        for host in hosts:
+            if host not in (fail or {}):
+                slurm.nodes[host].converged = True
+        return {h: e for h, e in (fail or {}).items() if h in hosts}
+
+    runner.reconverge = Reconverge(hosts=frozenset(h for h, n in slurm.nodes.items() if n.stateless),
+                                   booted_since=booted_since, run=converge, wall=lambda: float(next(wall)))
+    return runner, ran, converged, asked
+
+
+def test_a_stateless_node_is_converged_once_it_reported_up_and_only_then_gated() -> None:
+    """A stateless node comes back from PXE with its identity only: Slurm cannot see it until the playbooks gave
+    it munge and slurm.conf. The rollout converges it once it reported up after the reboot, then gates it."""
+    slurm = FakeSlurm({"a": Node(stateless=True), "b": Node()})
+    runner, ran, converged, asked = stateless_rollout(slurm, wave_size=2)
+    result = runner.run([RebootNeed("a", "BIOS X pending"), RebootNeed("b", "BIOS X pending")])
+    assert [(n.host, n.state) for n in result.nodes] == [("a", "done"), ("b", "done")], result.nodes
+    assert converged == [["a"]], "only the stateless node is converged, once"
+    # asked with the wall-clock time of its reboot request (reports from before it do not count)
+    assert asked and {since for host, since in asked} == {1000.0} and {h for h, _ in asked} == {"a"}
+    assert [job[-1] for job in ran] == ["/bin/true", "/bin/true"]
+    assert slurm.reservations == {} and slurm.nodes["a"].state == "IDLE"
+
+
+def test_a_stateless_node_whose_converge_fails_stays_drained_with_what_failed() -> None:
+    slurm = FakeSlurm({"a": Node(stateless=True)})
+    runner, ran, converged, _asked = stateless_rollout(
+        slurm, fail={"a": "the converge (ansible-playbook) failed on it: 2 failed, 0 unreachable"})
+    result = runner.run([RebootNeed("a", "image 1 -> 2")])
+    assert result.nodes[0].state == "failed" and converged == [["a"]] and ran == [], "no gate without converge"
+    assert slurm.nodes["a"].reason == ("bitten: image 1 -> 2: back after the reboot, but not converged: the "
+                                       "converge (ansible-playbook) failed on it: 2 failed, 0 unreachable")
+    assert "DRAIN" in slurm.nodes["a"].state and slurm.reservations == {}
+
+
+def test_a_stateless_node_that_never_reports_up_times_out_saying_so() -> None:
+    slurm = FakeSlurm({"a": Node(stateless=True)})
+    runner, _ran, converged, _asked = stateless_rollout(slurm)
+    runner.reconverge = Reconverge(hosts=frozenset({"a"}), booted_since=lambda _h, _t: False,
+                                   run=lambda hosts: {})
+    result = runner.run([RebootNeed("a", "BIOS X pending")])
+    assert result.nodes[0].state == "failed" and converged == []
+    assert result.nodes[0].detail.startswith("not back within 5 s of the reboot")
+    assert "it did not report up to the provisioner" in result.nodes[0].detail
+
+
+def test_the_converge_command_gets_the_nodes_as_limit_and_its_recap_decides() -> None:
+    recap = ("TASK [slurm : Cluster-wide files] ***\n"
+             "fatal: [b]: FAILED! => changed=false\n"
+             "  assertion: slurm_left_out | length == 0\n"
+             "  msg: slurm.conf would change on b only\n"
+             "PLAY RECAP *****\n"
+             "a                          : ok=40   changed=12   unreachable=0    failed=0    skipped=3\n"
+             "b                          : ok=7    changed=1    unreachable=0    failed=1    skipped=0\n"
+             "c                          : ok=0    changed=0    unreachable=1    failed=0    skipped=0\n")
+    calls: list[list[str]] = []
+
+    def runner(argv: Sequence[str], timeout: float) -> Result:
+        calls.append(list(argv))
+        return Result(tuple(argv), 2, recap, "")
+
+    converge = command_converge(["ansible-playbook", "-i", "inv", "site.yml"], 600, runner=runner)
+    errors = converge(["a", "b", "c", "d"])
+    assert calls == [["ansible-playbook", "-i", "inv", "site.yml", "--limit", "a,b,c,d"]]
+    assert "a" not in errors
+    assert errors["b"] == ("the converge (ansible-playbook) failed on it: 1 failed, 0 unreachable "
+                          "(slurm.conf would change on b only)")
+    assert errors["c"] == "the converge (ansible-playbook) failed on it: 0 failed, 1 unreachable"
+    assert errors["d"].startswith("the converge (ansible-playbook) failed (exit 2)")
+
+    def hung(argv: Sequence[str], timeout: float) -> Result:
+        return Result(tuple(argv), None, "", "", timed_out=True)
+
+    assert command_converge(["ansible-playbook"], 60, runner=hung)(["a"]) == {
+        "a": "the converge (ansible-playbook) did not finish within 60 s"}
+    missing = command_converge(["nope"], 60, runner=lambda argv, t: Result(tuple(argv), None, "", "nope: not found",
+                                                                          missing=True))
+    assert missing(["a"]) == {"a": "the converge could not start: nope: not found"}

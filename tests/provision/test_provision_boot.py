@@ -198,3 +198,26 @@ def test_the_check_after_an_image_reboot_waits_for_the_new_image_report() -> Non
     problem = booted_image(node(), down, timeout=10, poll=5, clock=clock, sleep=clock.sleep)()
     assert problem == ("not on image img-aaa within 10 s: the provisioner's status could not be read: "
                        "connection refused")
+
+
+def test_a_rebooted_node_counts_as_up_only_on_a_report_after_its_reboot() -> None:
+    from bitten.provision.status import reported_up_since
+
+    clock = Clock()
+    prov = Provisioner(clock, reports=[(900.0, "up", UP), (1040.0, "up", UP)])
+    booted_since = reported_up_since(prov, clock=clock)
+    assert not booted_since("vm01", 1000.0)  # the report it has is the one before the reboot
+    clock.now = 1040.0
+    assert booted_since("vm01", 1000.0)
+    assert not booted_since("vm02", 1000.0)  # a node the provisioner has no record of
+
+    # the provisioner's clock runs 100 s ahead of this machine's: its report times are taken as its own
+    ahead = Clock(1140.0)
+    prov = Provisioner(ahead, reports=[(1100.0, "up", UP)])
+    assert not reported_up_since(prov, clock=lambda: ahead() - 100.0)("vm01", 1010.0)
+    assert reported_up_since(prov, clock=lambda: ahead() - 100.0)("vm01", 990.0)
+
+    def down() -> Mapping[str, Any]:
+        raise OSError("connection refused")
+
+    assert not reported_up_since(down, clock=clock)("vm01", 0.0)  # unread is not up

@@ -33,9 +33,20 @@ from bitten.hardware.credentials import CredentialStore
 from bitten.hardware.fleet import DEFAULT_CONCURRENCY, Action, FleetResult, Settings, run_fleet
 from bitten.hardware.plan import Options
 from bitten.hardware.report import fleet_table, inventory_table, rollout_table, summary
-from bitten.hardware.rollout import BmcReboot, RebootNeed, Rollout, SlurmReboot, gate_command, merge_needs, waves_of
+from bitten.hardware.rollout import (
+    BmcReboot,
+    RebootNeed,
+    Reconverge,
+    Rollout,
+    SlurmReboot,
+    command_converge,
+    gate_command,
+    merge_needs,
+    waves_of,
+)
 from bitten.hardware.targets import Selection, select
 from bitten.site import EXIT_INVALID, Site
+from bitten.site.model import RolloutSettings
 
 if TYPE_CHECKING:
     from bitten.provision.status import ImageReboot
@@ -117,6 +128,26 @@ def _images(site: Site, hosts: list[str], url: str | None) -> Images:
     changes = image_reboots(nodes, record)
     return Images(changes=changes, needs=[RebootNeed(c.host, c.why, booted_image(nodes[c.host], fetch))
                                           for c in changes if c.by_reboot])
+
+
+def _reconverge(site: Site, hosts: list[str], config: RolloutSettings, url: str | None) -> Reconverge | str | None:
+    """How the stateless provisioned nodes among ``hosts`` get their configuration back after their reboot (they
+    PXE-boot their image with its identity only), or why they cannot (a str: nothing may be rebooted)."""
+    from bitten.provision.boot import http_status
+    from bitten.provision.nodes import boot_nodes, http_base
+    from bitten.provision.status import reported_up_since
+
+    stateless = sorted(h for h, n in boot_nodes(site).items() if h in hosts and n.deploy != "disk")
+    if not stateless:
+        return None
+    if not config.converge:
+        return (f"{', '.join(stateless)} boot(s) stateless: after the reboot only the playbooks give back munge, "
+                "slurm.conf and the rest, but bitten_rollout.converge is not set. Set it to the command that "
+                "converges a node, e.g. [ansible-playbook, -i, inventory/bitten, playbooks/site.yml] (bitten "
+                "appends --limit <node>), or leave those nodes out with --limit")
+    return Reconverge(hosts=frozenset(stateless),
+                      booted_since=reported_up_since(http_status(url or f"{http_base(site)}/status")),
+                      run=command_converge(config.converge, config.converge_timeout_s))
 
 
 def _image_line(change: ImageReboot) -> str:
@@ -246,12 +277,17 @@ def rollout(inventory: InventoryArg, limit: LimitOpt = [],  # noqa: B006
         if as_json:
             out.print_json(json.dumps({"waves": waves, "why": whys, "dry_run": dry_run}))
         raise typer.Exit(unsure)
+    reconverge = _reconverge(site, [n.host for n in needs], config, provisioner_status)
+    if isinstance(reconverge, str):
+        err.print(f"[red]error[/]: {reconverge}")
+        err.print("nothing was rebooted.")
+        raise typer.Exit(EXIT_INVALID)
     targets = {t.host: t for t in selection.targets}
     rebooter = SlurmReboot() if config.method == "slurm" else BmcReboot(bmc_restart(targets, settings))
     gpu_hosts = {h for h in targets if (p := site.profile_of(h)) is not None and p.gpu is not None}
     runner = Rollout(Scontrol(config.scontrol), config, rebooter,
                      gate_commands=lambda h: gate_command(config, site.slurm.health_check_program, h in gpu_hosts),
-                     progress=lambda text: err.print(f"[dim]{text}[/]"))
+                     progress=lambda text: err.print(f"[dim]{text}[/]"), reconverge=reconverge)
     result = runner.run(needs, prepare=Stager(targets, settings, firmware, config.update_timeout_s))
     if as_json:
         out.print_json(json.dumps(result.as_dict()))

@@ -18,7 +18,10 @@ One wave (at most ``Rollout.wave_size`` nodes; waves run one after the other):
    again; or (BMC) drain, wait until the node's jobs ended, restart through the BMC, resume when it is back;
 4. each node is back when Slurm reports a later BootTime, the node responds, and no reboot is pending (a node
    its health check drained at start-up fails the gate with that reason); ``reboot_timeout_s`` counts from the
-   moment its jobs have ended (``drain_timeout_s`` bounds that wait; 0: as long as they run);
+   moment its jobs have ended (``drain_timeout_s`` bounds that wait; 0: as long as they run). A node that comes
+   back without its configuration (:class:`Reconverge`: a stateless node PXE-boots its image with its identity
+   only, no munge key, no slurm.conf) is converged first, once it reported up after the reboot: Slurm sees it
+   back only after that, and ``reboot_timeout_s`` counts again from the end of the converge;
 5. the gate: the need's ``verify()`` (e.g. no BIOS value pending any more, the firmware version expected) and a
    test job ``srun --reservation=<it> --nodelist=<node> <gate command>`` (the GPU health check in report mode on
    GPU nodes, ``/bin/true`` elsewhere);
@@ -40,7 +43,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bitten.core.process import Result
 from bitten.core.process import run as run_process
+from bitten.core.recap import failures
+from bitten.core.recap import parse as parse_recap
 from bitten.core.scontrol import NodeState, ReasonPrefix, Scontrol, ScontrolError, parse_nodes
 from bitten.site.model import RolloutSettings
 
@@ -116,6 +122,49 @@ class BmcReboot:
         self.restart(host)
 
 
+@dataclass(frozen=True)
+class Reconverge:
+    """The nodes that come back from a reboot without the configuration the playbooks gave them, and how to give
+    it back: once ``booted_since(host, t)`` (the node reported up after wall-clock time ``t``, the reboot) holds,
+    ``run(hosts)`` converges those hosts and returns host -> what failed (a host missing from it converged)."""
+
+    hosts: frozenset[str]
+    booted_since: Callable[[str, float], bool]
+    run: Callable[[list[str]], dict[str, str]]
+    wall: Callable[[], float] = time.time
+
+
+def command_converge(argv: Sequence[str], timeout: float,
+                     runner: Callable[[Sequence[str], float], Result] = run_process
+                     ) -> Callable[[list[str]], dict[str, str]]:
+    """``Reconverge.run`` as a command (``bitten_rollout.converge``, e.g. ansible-playbook ... site.yml) with
+    ``--limit host,...`` appended: a host whose PLAY RECAP shows failed or unreachable tasks, or that has no recap
+    line when the command failed, did not converge."""
+
+    def converge(hosts: list[str]) -> dict[str, str]:
+        result = runner([*argv, "--limit", ",".join(hosts)], timeout)
+        recaps = parse_recap(result.stdout)
+        why = failures(result.stdout)
+        tail = " / ".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-3:])
+        errors: dict[str, str] = {}
+        for host in hosts:
+            recap = recaps.get(host)
+            if result.timed_out:
+                errors[host] = f"the converge ({argv[0]}) did not finish within {timeout:g} s"
+            elif result.missing:
+                errors[host] = f"the converge could not start: {result.stderr.strip()}"
+            elif recap is not None and recap.bad:
+                errors[host] = (f"the converge ({argv[0]}) failed on it: {recap.failed} failed, "
+                                f"{recap.unreachable} unreachable" + (f" ({why[host]})" if host in why else ""))
+            elif recap is None and not result.ok:
+                errors[host] = f"the converge ({argv[0]}) failed (exit {result.returncode}): {tail or 'no output'}"
+            elif recap is None:
+                errors[host] = f"the converge ({argv[0]}) did not run on it (no PLAY RECAP line for it)"
+        return errors
+
+    return converge
+
+
 #: runs the gate's test job: argv and a time limit; exit 0 passes (bitten.core.process.run, or a test's stand-in)
 JobRunner = Callable[[Sequence[str], float], "JobResult"]
 
@@ -189,7 +238,8 @@ class Rollout:
     def __init__(self, slurm: Scontrol, settings: RolloutSettings, rebooter: Rebooter | None = None,
                  gate_commands: Callable[[str], Sequence[str]] | None = None, jobs: JobRunner = srun_runner,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 poll: float = 2.0, progress: Callable[[str], None] | None = None) -> None:
+                 poll: float = 2.0, progress: Callable[[str], None] | None = None,
+                 reconverge: Reconverge | None = None) -> None:
         self.slurm = slurm
         self.settings = settings
         self.rebooter: Rebooter = rebooter or SlurmReboot()
@@ -199,6 +249,7 @@ class Rollout:
         self._clock = clock
         self.poll = poll
         self._progress = progress or (lambda text: LOG.info("%s", text))
+        self.reconverge = reconverge
 
     # --- reading Slurm ----------------------------------------------------------------------------------
     def _show(self, hosts: Sequence[str]) -> tuple[dict[str, NodeState], dict[str, str]]:
@@ -269,15 +320,17 @@ class Rollout:
                     if host in todo:
                         self._fail(outcomes[host], f"not prepared: {error}", drain=False)
                 todo = [h for h in todo if outcomes[h].state == "skipped"]
+            asked: dict[str, float] = {}
             for host in todo:
                 reason = PREFIX.reason(f"reboot: {needs[host].why}")
                 if self.rebooter.method == "bmc":
                     self.slurm.drain([host], reason)
                 else:
+                    asked[host] = self._wall()
                     self.rebooter.reboot(self.slurm, host, reason)
             self._progress(f"wave {index}: {len(todo)} node(s) asked to reboot ({self.rebooter.method}); "
                            "waiting for their jobs to end and for them to come back")
-            back = self._wait(todo, boots, outcomes, needs)
+            back = self._wait(todo, boots, outcomes, needs, asked)
             for host in back:
                 detail = self._gate(host, reservation, needs[host])
                 if detail is None:
@@ -298,18 +351,26 @@ class Rollout:
         else:
             self.slurm.run("delete", f"ReservationName={reservation}")
 
+    def _wall(self) -> float:
+        return self.reconverge.wall() if self.reconverge is not None else time.time()
+
     def _wait(self, hosts: list[str], boots: dict[str, str], outcomes: dict[str, NodeOutcome],
-              needs: dict[str, RebootNeed]) -> list[str]:
-        """Wait until each node is back; nodes that time out fail. Returns the nodes back, in the order they came."""
+              needs: dict[str, RebootNeed], rebooted_at: dict[str, float]) -> list[str]:
+        """Wait until each node is back (converging those of ``self.reconverge`` once they reported up); nodes that
+        time out fail. ``rebooted_at``: host -> wall-clock time its reboot was asked for (filled in here for the
+        BMC's restarts). Returns the nodes back, in the order they came."""
         settings = self.settings
         pending = set(hosts)
         idle_since: dict[str, float] = {}
         asked = self._clock()
         back: list[str] = []
         restarted: set[str] = set()
+        to_converge = self.reconverge.hosts if self.reconverge is not None else frozenset()
+        converged: set[str] = set()
         while pending:
             states, now_boots = self._show(sorted(pending))
             now = self._clock()
+            ready: list[str] = []
             for host in sorted(pending):
                 state = states.get(host)
                 if state is None:
@@ -319,8 +380,16 @@ class Rollout:
                 if not booted and host not in idle_since and not flags & BUSY:
                     idle_since[host] = now  # its jobs have ended: the reboot clock starts
                 if self.rebooter.method == "bmc" and host not in restarted and host in idle_since:
+                    rebooted_at[host] = self._wall()
                     self.rebooter.reboot(self.slurm, host, PREFIX.reason(f"reboot: {needs[host].why}"))
                     restarted.add(host)
+                if host in to_converge and host not in converged:
+                    # its slurmd has neither key nor configuration until the playbooks ran: Slurm cannot see it back
+                    if (host in rebooted_at and self.reconverge is not None
+                            and self.reconverge.booted_since(host, rebooted_at[host])):
+                        ready.append(host)
+                        continue
+                    booted = False
                 if booted and not flags & (REBOOTING | GONE):
                     if self.rebooter.method == "bmc" and state.drained and PREFIX.owns(state):
                         self.slurm.resume([host])
@@ -333,9 +402,24 @@ class Rollout:
                                "rebooted", drain=True)
                 elif host in idle_since and now - idle_since[host] > settings.reboot_timeout_s:
                     pending.discard(host)
-                    self._fail(outcomes[host], f"not back within {settings.reboot_timeout_s:g} s of the reboot "
-                               f"(Slurm shows {state.state}{f': {state.reason}' if state.reason else ''})",
-                               drain=True)
+                    seen = (f"Slurm shows {state.state}{f': {state.reason}' if state.reason else ''}"
+                            + ("; it did not report up to the provisioner"
+                               if host in to_converge and host not in converged else ""))
+                    self._fail(outcomes[host], f"not back within {settings.reboot_timeout_s:g} s of the "
+                               f"{'converge' if host in converged else 'reboot'} ({seen})", drain=True)
+            if ready and self.reconverge is not None:
+                self._progress(f"{', '.join(ready)}: back from PXE with its identity only; converging")
+                errors = self.reconverge.run(ready)
+                done = self._clock()
+                for host in ready:
+                    if host in errors:
+                        pending.discard(host)
+                        self._fail(outcomes[host], f"back after the reboot, but not converged: {errors[host]}",
+                                   drain=True)
+                    else:
+                        converged.add(host)
+                        idle_since[host] = done  # Slurm should see it back now: the reboot clock starts again
+                continue
             if pending:
                 self._sleep(self.poll)
         return back

@@ -160,16 +160,16 @@ def wait_for_boot(node: BootNode, status: StatusFetch, bmc: Bmc | None, since: f
         lease = _lease_since(seen.get("leases") or [], since, offset)
         if lease is not None:
             result.lease_ip, result.lease_at = lease.get("ip"), float(lease["at"]) - offset
-        failed = _fresh(reports, "failed", reference, offset)
+        failed = fresh_report(reports, "failed", reference, offset)
         if failed is not None:
             result.problem = f"the node reported failure: {failed.get('message') or 'no reason given'}"
             break
-        up = _fresh(reports, "up", reference, offset)
+        up = fresh_report(reports, "up", reference, offset)
         if up is not None and (node.deploy != "disk" or up.get("deploy") == "disk"):
             _finish(result, node, up, offset)
             return result
         if node.deploy == "disk" and restarted_at is None:
-            deployed = _fresh(reports, "deployed", since, offset)
+            deployed = fresh_report(reports, "deployed", since, offset)
             if deployed is not None:
                 result.deployed_at = float(deployed["received_at"]) - offset
                 result.steps.append(f"image {deployed.get('image_id')} written to {node.disk}")
@@ -192,7 +192,8 @@ def wait_for_boot(node: BootNode, status: StatusFetch, bmc: Bmc | None, since: f
     return result
 
 
-def _fresh(reports: Mapping[str, Any], state: str, after: float | None, offset: float) -> Mapping[str, Any] | None:
+def fresh_report(reports: Mapping[str, Any], state: str, after: float | None, offset: float
+                 ) -> Mapping[str, Any] | None:
     """The node's latest report of ``state`` if it arrived after ``after`` (controller time), else None."""
     report = reports.get(state)
     if not isinstance(report, Mapping):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bitten.core.retry import Deadline
-from bitten.provision.boot import StatusFetch, image_change
+from bitten.provision.boot import StatusFetch, fresh_report, image_change
 from bitten.provision.nodes import BootNode
 
 #: seconds the check after a reboot waits for the node's "up" report (it follows slurmd's registration: the
@@ -118,3 +118,20 @@ def booted_image(node: BootNode, status: StatusFetch, timeout: float = REPORT_WA
             sleep(poll)
 
     return verify
+
+
+def reported_up_since(status: StatusFetch, clock: Callable[[], float] = time.time) -> Callable[[str, float], bool]:
+    """``Reconverge.booted_since`` from the provisioner's record: the node's latest "up" report arrived after
+    ``since`` (this machine's wall clock; the provisioner's clock offset from its ``time`` taken out). A record
+    that cannot be read is not a report: False, and the rollout's timeout reports the node."""
+
+    def booted_since(name: str, since: float) -> bool:
+        try:
+            snapshot = status()
+        except (OSError, ValueError, urllib.error.URLError):
+            return False
+        offset = float(snapshot.get("time", clock())) - clock()
+        reports = ((snapshot.get("nodes") or {}).get(name) or {}).get("reports") or {}
+        return fresh_report(reports, "up", since, offset) is not None
+
+    return booted_since

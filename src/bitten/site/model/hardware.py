@@ -177,6 +177,13 @@ class RolloutSettings(Strict):
     #: how scontrol and srun are run (on a Slurm host; e.g. ["ssh", "slurm-ctl", "scontrol"] from elsewhere)
     scontrol: tuple[str, ...] = ("scontrol",)
     srun: tuple[str, ...] = ("srun",)
+    #: how a node that comes back from its reboot without its configuration (a stateless node: it PXE-booted its
+    #: image again, with its identity only) is converged before the gate, once it reported up: this command with
+    #: ``--limit <node>[,<node>...]`` appended, run where ``bitten hardware rollout`` runs, e.g. ["ansible-playbook",
+    #: "-i", "inventory/bitten", "playbooks/site.yml"]. Required when a rollout reboots a stateless node.
+    converge: tuple[str, ...] = ()
+    #: how long that command may take
+    converge_timeout_s: float = Field(default=1800, gt=0)
 
 
 SECTIONS = (
