@@ -140,42 +140,54 @@ def test_a_second_run_changes_nothing(pxe: Lab, booted: dict[str, Any]) -> None:
 
 
 def test_a_bios_change_rolls_through_slurm_past_a_running_job(pxe: Lab, booted: dict[str, Any]) -> None:
-    """`bitten hardware rollout` on the disk node, its profile given a new BIOS value, while a job runs on pxe-vm01:
-    drained, restarted through its BMC (sushy-tools' libvirt driver), back from its disk, gated by a test job and
-    resumed; the job on the other node runs on throughout. (A stateless node would come back from PXE without the
-    configuration the playbooks gave it, so the rolling reboot is tested on the node that keeps its disk.)"""
+    """`bitten hardware rollout` on a stateless node and the disk node, both profiles given a new BIOS value, while
+    a job runs on pxe-vm01, one wave each: drained, restarted through the BMC (sushy-tools' libvirt driver), gated
+    by a test job and resumed; the job on the other node runs on throughout. The stateless node comes back from PXE
+    with its identity only, so bitten_rollout.converge (the test's playbooks, --limit it) gives it munge and Slurm
+    back first; the disk node comes back from its disk as it was."""
     ctl = pxe.container_name("pxe-ctl")
-    job = pm.exec_in(ctl, ["sbatch", "--parsable", "--nodelist=pxe-vm01", "--time=20", "--qos=normal",
-                           "--chdir=/tmp", "--wrap", "sleep 1200"]).stdout.strip()
+    job = pm.exec_in(ctl, ["sbatch", "--parsable", "--nodelist=pxe-vm01", "--time=30", "--qos=normal",
+                           "--chdir=/tmp", "--wrap", "sleep 1800"]).stdout.strip()
+    site_yml = pxe.inventory / "group_vars" / "all" / "site.yml"
+    kept = site_yml.read_text()
     try:
         _wait_job(ctl, job, "RUNNING")
-        before = _boot_id(pxe, "pxe-vm03")
-        site_yml = pxe.inventory / "group_vars" / "all" / "site.yml"
-        text = site_yml.read_text()
-        marker = "    model: virtual machine with a disk\n"
+        before = {host: _boot_id(pxe, host) for host in ("pxe-vm02", "pxe-vm03")}
+        text = kept
+        for marker in ("    model: virtual machine\n", "    model: virtual machine with a disk\n"):
+            assert marker in text
+            text = text.replace(marker, marker + "    bios: {ProcTurboMode: Disabled}\n")
+        bindir = Path(sys.executable).parent
+        converge = [str(bindir / "ansible-playbook"), "-i", str(pxe.inventory), str(PLAYBOOK)]
+        marker = "  srun: [podman, exec, pxe-ctl, srun]\n"
         assert marker in text
-        site_yml.write_text(text.replace(marker, marker + "    bios: {ProcTurboMode: Disabled}\n"))
-        bitten = Path(sys.executable).parent / "bitten"
+        site_yml.write_text(text.replace(marker, marker + f"  converge: {json.dumps(converge)}\n"))
         env = {**os.environ, "BITTEN_BMC_USERNAME": (pxe.state / "bmc" / "username").read_text().strip(),
                "BITTEN_BMC_PASSWORD": (pxe.state / "bmc" / "password").read_text().strip()}
-        ca = str(pxe.state / "ca" / "ca.pem")
-        dry = subprocess.run([str(bitten), "hardware", "rollout", str(pxe.inventory), "--limit", "pxe-vm03",
-                              "--ca", ca, "--dry-run"], capture_output=True, text=True, env=env, check=False)
+        rollout = [str(bindir / "bitten"), "hardware", "rollout", str(pxe.inventory), "--limit", "pxe-vm02,pxe-vm03",
+                   "--ca", str(pxe.state / "ca" / "ca.pem")]
+        dry = subprocess.run([*rollout, "--dry-run"], capture_output=True, text=True, env=env, check=False,
+                             cwd=pxe.root)
         assert dry.returncode == 0, dry.stdout + dry.stderr
-        assert "wave 1: pxe-vm03 (BIOS ProcTurboMode to write)" in dry.stdout, dry.stdout
-        proc = subprocess.run([str(bitten), "hardware", "rollout", str(pxe.inventory), "--limit", "pxe-vm03",
-                               "--ca", ca, "--json"], capture_output=True, text=True, env=env, check=False)
+        assert "wave 1: pxe-vm02 (BIOS ProcTurboMode to write)\nwave 2: pxe-vm03 (BIOS ProcTurboMode to write)" \
+            in dry.stdout, dry.stdout
+        proc = subprocess.run([*rollout, "--json"], capture_output=True, text=True, env=env, check=False,
+                              cwd=pxe.root)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         result = json.loads(proc.stdout)
-        assert [(n["host"], n["wave"], n["state"]) for n in result["nodes"]] == [("pxe-vm03", 1, "done")], result
-        # it really rebooted, from its disk, and took work again; the job on pxe-vm01 never noticed
-        assert _boot_id(pxe, "pxe-vm03") != before
-        assert slurm_on(pxe, "pxe-vm03") == ("idle", "ran on pxe-vm03")
+        assert [(n["host"], n["wave"], n["state"]) for n in result["nodes"]] == [
+            ("pxe-vm02", 1, "done"), ("pxe-vm03", 2, "done")], result
+        assert "pxe-vm02: back from PXE with its identity only; converging" in proc.stderr, proc.stderr
+        # each really rebooted and took work again; the job on pxe-vm01 never noticed
+        for host in ("pxe-vm02", "pxe-vm03"):
+            assert _boot_id(pxe, host) != before[host]
+            assert slurm_on(pxe, host) == ("idle", f"ran on {host}")
         assert _job_state(ctl, job) == "RUNNING"
-        again = subprocess.run([str(bitten), "hardware", "rollout", str(pxe.inventory), "--limit", "pxe-vm03",
-                                "--ca", ca, "--dry-run"], capture_output=True, text=True, env=env, check=False)
+        again = subprocess.run([*rollout, "--dry-run"], capture_output=True, text=True, env=env, check=False,
+                               cwd=pxe.root)
         assert again.returncode == 0 and "no node waits for a reboot" in again.stdout, again.stdout + again.stderr
     finally:
+        site_yml.write_text(kept)
         pm.exec_in(ctl, ["scancel", job], check=False)
 
 
