@@ -29,13 +29,18 @@ Facility
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from bitten.site.model import Site
 
-F64 = npt.NDArray[np.float64]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    F64 = npt.NDArray[np.float64]
+
+# numpy is imported by the equations that use it, not here: `bitten render` reads the model's parameters (the
+# energy configuration's nominal node power) and would otherwise pay numpy's import (~0.15 s) for nothing
 KELVIN = 273.15
 
 
@@ -94,17 +99,25 @@ class ClusterModel:
 
     # --- the model's equations (vectorised) --------------------------------------------------------------------
     def gpu_power(self, demand_w: F64 | float, cap_w: F64 | float) -> F64:
+        import numpy as np
+
         return np.minimum(demand_w, cap_w) * 1.0
 
     def speed(self, demand_w: F64 | float, cap_w: F64 | float) -> F64:
+        import numpy as np
+
         ratio = np.minimum(1.0, np.asarray(cap_w, dtype=np.float64) / np.asarray(demand_w, dtype=np.float64))
         return ratio ** self.speed_exponent
 
     def leakage_factor(self, supply_c: F64) -> F64:
+        import numpy as np
+
         return 1.0 + self.leakage_per_k * np.maximum(0.0, supply_c - self.reference_supply_c)
 
     def cop(self, loop_return_c: F64, network_supply_c: F64) -> F64:
         """Heat-pump COP; +inf where the loop's water is hot enough to exchange directly."""
+        import numpy as np
+
         t_hot = network_supply_c + self.approach_k + KELVIN
         t_cold = loop_return_c - self.approach_k + KELVIN
         lift = t_hot - t_cold
