@@ -3,6 +3,7 @@ inventory of the repository and on generated ones: bitten sees what ansible-play
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import tempfile
 from pathlib import Path
@@ -120,3 +121,16 @@ def test_generated_sites_give_the_same_model(spec: dict[str, Any]) -> None:
         except fastload.NotPlain:
             return  # a group conflict: Ansible reads (and reports) it
         assert outcome(inventory, fast=True) == outcome(inventory, fast=False)
+
+
+@pytest.mark.parametrize(("value", "plain"), [
+    ({"a": [1, 2.5, True, None, "x{y}"]}, True),
+    ({"a": [{"b": "{{ c }}"}]}, False),
+    (["{% if x %}"], False),
+    ("{# a comment #}", False),
+    ({1: "one"}, False),  # a key Ansible would read otherwise
+    ({"when": datetime.date(2026, 12, 3)}, False),  # a YAML timestamp, not one of the plain types
+    (b"bytes", False),
+])
+def test_only_plain_values_take_the_fast_path(value: object, plain: bool) -> None:
+    assert fastload._plain(value) is plain

@@ -106,7 +106,23 @@ def ansible_config_is_default() -> bool:
 
 
 def _plain(value: Any) -> bool:
-    """No template in a value (Ansible would template it)."""
+    """No template in a value (Ansible would template it), and only YAML's plain types in it."""
+    # the exact types a YAML parse gives, tested first (the ABC checks below cost most of a 10,000-node walk)
+    kind = type(value)
+    if kind is str:
+        return "{" not in value or ("{{" not in value and "{%" not in value and "{#" not in value)
+    if kind is dict:
+        for k, v in value.items():  # noqa: SIM110 - loops, not all(): a generator per mapping costs more here
+            if type(k) is not str or not _plain(v):
+                return False
+        return True
+    if kind is list:
+        for v in value:  # noqa: SIM110
+            if not _plain(v):
+                return False
+        return True
+    if value is None or kind is bool or kind is int or kind is float:
+        return True
     if isinstance(value, str):
         return "{{" not in value and "{%" not in value and "{#" not in value
     if isinstance(value, Mapping):
