@@ -10,7 +10,16 @@ from typing import Any
 
 from bitten.core.process import Result
 from bitten.core.scontrol import Scontrol
-from bitten.hardware.rollout import JobResult, RebootNeed, Reconverge, Rollout, command_converge, gate_command, waves_of
+from bitten.hardware.rollout import (
+    BmcReboot,
+    JobResult,
+    RebootNeed,
+    Reconverge,
+    Rollout,
+    command_converge,
+    gate_command,
+    waves_of,
+)
 from bitten.site.model import RolloutSettings
 
 
@@ -27,6 +36,9 @@ class Node:
     converged: bool = False
     #: it reported up to the provisioner (stateless, after its reboot)
     reported_up: bool = False
+    #: away longer than SlurmdTimeout: Slurm set it DOWN, and its slurmd registers back DOWN+DRAIN with the reason
+    #: bitten gave (ReturnToService=1 returns only nodes whose reason is Slurm's own "Not responding")
+    down_when_back: bool = False
 
 
 @dataclass
@@ -68,7 +80,10 @@ class FakeSlurm:
                     node.state = node.state.split("+")[0] + "+DRAIN"
                     node.reason = fields["Reason"]
                 elif fields.get("State") == "RESUME":
-                    node.state, node.reason = node.state.split("+")[0], ""
+                    base = node.state.split("+")[0]
+                    if base == "DOWN" and "NOT_RESPONDING" not in node.state:
+                        base = "IDLE"  # a down node whose slurmd answers is up again
+                    node.state, node.reason = base, ("" if base != "DOWN" else node.reason)
         return Result(tuple(argv), 0, out, "")
 
     def _tick(self, name: str, node: Node) -> None:
@@ -79,6 +94,10 @@ class FakeSlurm:
             node.state = "DOWN+DRAIN+REBOOT_ISSUED+NOT_RESPONDING"
         elif node.rebooting > node.reboot_after and node.stateless and not node.converged:
             node.state, node.reported_up = "DOWN+DRAIN+NOT_RESPONDING", True
+        elif node.rebooting > node.reboot_after and node.down_when_back:
+            self.boots += 1
+            node.state, node.rebooting = "DOWN+DRAIN", -1
+            node.boot = f"2026-02-01T00:00:{self.boots:02d}"
         elif node.rebooting > node.reboot_after:
             self.boots += 1
             node.state, node.reason, node.rebooting = "IDLE", "", -1
@@ -284,6 +303,26 @@ def test_a_stateless_node_that_never_reports_up_times_out_saying_so() -> None:
     assert result.nodes[0].state == "failed" and converged == []
     assert result.nodes[0].detail.startswith("not back within 5 s of the reboot")
     assert "it did not report up to the provisioner" in result.nodes[0].detail
+
+
+def test_a_node_slurm_set_down_while_away_is_resumed_once_it_answers_from_its_new_boot() -> None:
+    """Restarted through its BMC, a (stateless, converged) node took longer than SlurmdTimeout to come back: Slurm
+    keeps it DOWN+DRAIN with bitten's reason even though its slurmd answers. The rollout resumes it once (inside
+    the reservation) and gates it; a node that never answers stays pending and fails on the timeout."""
+    slurm = FakeSlurm({"a": Node(stateless=True, down_when_back=True), "b": Node(reboot_after=None)})
+
+    def restart(host: str) -> None:
+        node = slurm.nodes[host]
+        node.state, node.rebooting = "DOWN+DRAIN+NOT_RESPONDING", 0
+
+    runner, ran, converged, _asked = stateless_rollout(slurm, wave_size=2, max_failures=5)
+    runner.rebooter = BmcReboot(restart)
+    result = runner.run([RebootNeed("a", "BIOS X pending"), RebootNeed("b", "BIOS X pending")])
+    assert [(n.host, n.state) for n in result.nodes] == [("a", "done"), ("b", "failed")], result.nodes
+    assert converged == [["a"]] and [job[-1] for job in ran] == ["/bin/true"]
+    resumes = [c for c in slurm.calls if c[:1] == ["update"] and "State=RESUME" in c]
+    assert [c[1] for c in resumes] == ["NodeName=a"], "resumed once, and never the node that does not answer"
+    assert slurm.nodes["a"].state == "IDLE" and "DRAIN" in slurm.nodes["b"].state and slurm.reservations == {}
 
 
 def test_the_converge_command_gets_the_nodes_as_limit_and_its_recap_decides() -> None:

@@ -55,6 +55,8 @@ PREFIX = ReasonPrefix("bitten:")
 #: flags that say a reboot is still on its way (scontrol prints them after the base state)
 REBOOTING = frozenset({"REBOOT_REQUESTED", "REBOOT_ISSUED", "REBOOT", "POWERING_UP", "POWER_UP"})
 GONE = frozenset({"DOWN", "NOT_RESPONDING", "NO_RESPOND", "FAIL", "FUTURE"})
+#: flags that say slurmd does not answer (or is not meant to)
+SILENT = frozenset({"NOT_RESPONDING", "NO_RESPOND", "FAIL", "FUTURE"})
 BUSY = frozenset({"ALLOCATED", "MIXED", "COMPLETING"})
 _BOOT = re.compile(r"^\s*NodeName=(?P<name>\S+).*?\bBootTime=(?P<boot>\S+)", re.M)
 
@@ -367,6 +369,7 @@ class Rollout:
         restarted: set[str] = set()
         to_converge = self.reconverge.hosts if self.reconverge is not None else frozenset()
         converged: set[str] = set()
+        revived: set[str] = set()
         while pending:
             states, now_boots = self._show(sorted(pending))
             now = self._clock()
@@ -390,6 +393,14 @@ class Rollout:
                         ready.append(host)
                         continue
                     booted = False
+                if (booted and self.rebooter.method == "bmc" and "DOWN" in flags and not flags & (REBOOTING | SILENT)
+                        and state.drained and PREFIX.owns(state) and host not in revived):
+                    # away longer than SlurmdTimeout, so Slurm set it DOWN; its slurmd answers again from the new
+                    # boot, but ReturnToService=1 returns only nodes whose reason is Slurm's own "Not responding",
+                    # not one bitten drained: resumed here (the reservation keeps jobs off until the gate), read again
+                    revived.add(host)
+                    self.slurm.resume([host])
+                    continue
                 if booted and not flags & (REBOOTING | GONE):
                     if self.rebooter.method == "bmc" and state.drained and PREFIX.owns(state):
                         self.slurm.resume([host])
