@@ -54,9 +54,10 @@ LOG = logging.getLogger(__name__)
 PREFIX = ReasonPrefix("bitten:")
 #: flags that say a reboot is still on its way (scontrol prints them after the base state)
 REBOOTING = frozenset({"REBOOT_REQUESTED", "REBOOT_ISSUED", "REBOOT", "POWERING_UP", "POWER_UP"})
-GONE = frozenset({"DOWN", "NOT_RESPONDING", "NO_RESPOND", "FAIL", "FUTURE"})
 #: flags that say slurmd does not answer (or is not meant to)
 SILENT = frozenset({"NOT_RESPONDING", "NO_RESPOND", "FAIL", "FUTURE"})
+#: flags that say the node is not there for work
+GONE = SILENT | {"DOWN"}
 BUSY = frozenset({"ALLOCATED", "MIXED", "COMPLETING"})
 _BOOT = re.compile(r"^\s*NodeName=(?P<name>\S+).*?\bBootTime=(?P<boot>\S+)", re.M)
 
