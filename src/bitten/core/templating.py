@@ -11,6 +11,8 @@ from typing import Any
 import hostlist
 import jinja2
 
+from bitten.site.cache import user_cache
+
 #: placeholder written instead of a secret's value (render output is for review, never for secrets)
 SECRET_PLACEHOLDER = "<secret:{name}>"  # noqa: S105 - a placeholder, not a secret
 
@@ -72,9 +74,9 @@ def bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (Jinja2's own cache, keyed by each template's source), in the user's
     cache directory: compiling is most of a small site's render. None (compile every time) under BITTEN_NO_CACHE
     or where that directory is not the user's own and private, since what it holds is run as code."""
-    if os.environ.get("BITTEN_NO_CACHE"):
+    root = user_cache("jinja")
+    if root is None:
         return None
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bitten" / "jinja"
     try:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = root.stat()

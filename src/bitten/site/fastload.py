@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from bitten.site import yamlcheck
+from bitten.site.cache import user_cache
 from bitten.site.problems import Problem
 
 PREFIX = "bitten_"
@@ -174,9 +175,9 @@ CACHE_MIN_BYTES = 64 * 1024
 def _cache_file(text: bytes) -> Path | None:
     """Where the parse of a large YAML file is cached, by the digest of its bytes (and the parser's version):
     a file that changes gets a new entry, so a cached parse is always the parse of these bytes."""
-    if len(text) < CACHE_MIN_BYTES or os.environ.get("BITTEN_NO_CACHE"):
+    root = user_cache("yaml")
+    if len(text) < CACHE_MIN_BYTES or root is None:
         return None
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bitten" / "yaml"
     digest = hashlib.sha256(text + f"|{yaml.__version__}|{_FORMAT}".encode()).hexdigest()
     return root / f"{digest}.marshal"
 
