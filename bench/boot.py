@@ -26,6 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -69,7 +70,9 @@ class Timing:
 
 
 class IdleWatch(threading.Thread):
-    """Polls `sinfo` on the controller until every host shows idle; records when each first did."""
+    """Polls `scontrol show node` on the controller until every host shows idle from a slurmd started after
+    ``since``; records when each first did. (Slurm keeps showing a node idle for SlurmdTimeout after it was powered
+    off: the previous round's idle does not count.)"""
 
     def __init__(self, lab: Lab, hosts: list[str], since: float) -> None:
         super().__init__(daemon=True)
@@ -79,14 +82,24 @@ class IdleWatch(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set() and len(self.idle) < len(self.hosts):
-            proc = pm.exec_in(CONTROLLER, ["sinfo", "-h", "-N", "-n", ",".join(self.hosts), "-o", "%N %T"],
-                              check=False)
+            proc = pm.exec_in(CONTROLLER, ["scontrol", "show", "node", "-o", ",".join(self.hosts)], check=False)
             now = time.time()
             for line in proc.stdout.splitlines():
-                name, _, state = line.partition(" ")
-                if state.strip() == "idle" and name not in self.idle:
+                fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+                name, state = fields.get("NodeName", ""), fields.get("State", "")
+                started = _slurm_time(fields.get("SlurmdStartTime", ""))
+                if (state == "IDLE" and started is not None and started >= self.since - 2
+                        and name in self.hosts and name not in self.idle):
                     self.idle[name] = now - self.since
             self.stop.wait(1.0)
+
+
+def _slurm_time(value: str) -> float | None:
+    """A time scontrol printed (the controller's zone is the site's, UTC here) as seconds since the epoch."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def round_(lab: Lab, hosts: list[str]) -> dict[str, Timing]:
@@ -137,7 +150,12 @@ def main() -> int:
     lab = Lab(inventory, load_site(inventory), console)
     try:
         lab.down()
-        lab.up(playbook=PLAYBOOK, extra_args=["--limit", CONTROLLER])
+        # the containers and services, then the controller alone (lab.up with a playbook would also run the
+        # summary's checks, whose job cannot run before any node is up)
+        lab.up(playbook=None)
+        recap = lab.run_playbook(PLAYBOOK, ["--limit", CONTROLLER])
+        if recap.returncode != 0:
+            raise SystemExit(f"converging {CONTROLLER} failed (exit {recap.returncode})")
         one = round_(lab, STATELESS[:1])
         many = round_(lab, STATELESS[:N]) if all(t.idle is not None for t in one.values()) else {}
     finally:
