@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.bitten_write import atomic_write
 
 DOCUMENTATION = r"""
 module: bitten_files
@@ -86,21 +86,6 @@ def _read(module: AnsibleModule, path: str) -> bytes | None:
     return None  # not reached: fail_json exits
 
 
-def _write(module: AnsibleModule, path: str, data: bytes) -> None:
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.bitten-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        module.atomic_move(tmp, path)
-    except Exception as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        module.fail_json(msg=f"{path}: could not write the file: {exc}")
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -134,7 +119,7 @@ def main() -> None:
                                                      else "(the old content is too large to show)\n")
                 diffs.append({"before_header": path, "after_header": path, "before": before, "after": text})
             if not module.check_mode:
-                _write(module, path, wanted)
+                atomic_write(module, path, wanted)
         attrs = False
         if os.path.exists(path):
             file_args = module.load_file_common_arguments(

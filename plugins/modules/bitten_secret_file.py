@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.bitten_write import atomic_write
 
 DOCUMENTATION = r"""
 module: bitten_secret_file
@@ -90,21 +90,7 @@ def main() -> None:
 
     changed = current != wanted
     if changed and not module.check_mode:
-        directory = os.path.dirname(path) or "."
-        if not os.path.isdir(directory):
-            module.fail_json(msg=f"{path}: directory {directory} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=".bitten-", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(wanted)
-                handle.flush()
-                os.fsync(handle.fileno())
-            module.atomic_move(tmp, path)
-        except Exception as exc:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            module.fail_json(msg=f"{path}: could not write the file: {exc}")
+        atomic_write(module, path, wanted)
     file_args = module.load_file_common_arguments(
         {"path": path, "owner": module.params["owner"], "group": module.params["group"],
          "mode": module.params["mode"]}
