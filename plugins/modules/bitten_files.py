@@ -11,32 +11,41 @@ from ansible.module_utils.bitten_write import atomic_write
 
 DOCUMENTATION = r"""
 module: bitten_files
-short_description: write several text files with one owner, group and mode, each atomically, in one module run
+short_description: write several text files, each atomically, and the directories they go in, in one module run
 description:
   - For each path of I(files), writes its content when the file's content differs, through a temporary file in the
     same directory and an atomic rename, then sets owner, group and mode when they differ.
   - A loop of M(ansible.builtin.copy) costs two module runs per file on the host (a stat, then the copy); this
     costs one for all of them, which is what matters on a slow host (a virtual node under emulation runs a module
     in seconds) and in every no-op run.
-  - Every path is checked (absolute, text content, its directory exists) before any file is written.
+  - Every path is checked (absolute, text content, its directory exists or is one of I(directories), a
+    validation command names C(%s)) before any file or directory is written.
   - Supports check mode (nothing is written; the result says what would change; a directory that an earlier task
     would have created is not required) and diff mode (C(--diff) shows each content change).
   - Only for files whose content may be shown (config files): a secret goes through C(bitten_secret_file).
 options:
   files:
-    description: absolute path -> the file's text
+    description:
+      - absolute path -> the file's text, or a dict with C(content) and any of C(owner), C(group), C(mode) (which
+        override the task's for that file) and C(validate), a command with C(%s) for the new file, run without a
+        shell before it replaces the old one (as M(ansible.builtin.copy)'s), e.g. C(/usr/sbin/visudo -cf %s)
     type: dict
     required: true
+  directories:
+    description: absolute paths of directories to create first when missing (root:root, 0755, parents included)
+    type: list
+    elements: str
+    default: []
   owner:
-    description: owning user of every file
+    description: owning user of every file that does not name its own
     type: str
     default: root
   group:
-    description: owning group of every file
+    description: owning group of every file that does not name its own
     type: str
     default: root
   mode:
-    description: permissions of every file, octal string
+    description: permissions of every file that does not name its own, octal string
     type: str
     default: "0644"
 author: bitten developers
@@ -50,6 +59,16 @@ EXAMPLES = r"""
       /etc/slurm/cgroup.conf: "{{ cgroup_conf_text }}"
   register: written
 
+- name: Write the sudoers drop-in and the journald drop-in (and its directory)
+  bitten_files:
+    directories: [/etc/systemd/journald.conf.d]
+    files:
+      /etc/systemd/journald.conf.d/90-site.conf: "{{ journald_text }}"
+      /etc/sudoers.d/site-admins:
+        content: "%admins ALL=(ALL:ALL) ALL\n"
+        mode: "0440"
+        validate: /usr/sbin/visudo -cf %s
+
 - name: Find which would change, changing nothing
   bitten_files:
     files: "{{ rendered }}"
@@ -59,6 +78,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+created_directories:
+  description: the directories created (or that would be, in check mode)
+  type: list
+  elements: str
+  returned: always
 changed_files:
   description: the paths whose content, owner, group or mode changed (or would, in check mode), in the given order
   type: list
@@ -86,30 +110,78 @@ def _read(module: AnsibleModule, path: str) -> bytes | None:
     return None  # not reached: fail_json exits
 
 
+#: the keys a file's dict may have
+FILE_KEYS = {"content", "owner", "group", "mode", "validate"}
+
+
+def _spec(module: AnsibleModule, path: str, value: Any) -> dict[str, Any]:
+    """One file's content, owner, group, mode and validation command, checked; fail_json naming the path."""
+    task = {"owner": module.params["owner"], "group": module.params["group"], "mode": module.params["mode"],
+            "validate": None}
+    if isinstance(value, str):
+        return {**task, "content": value}
+    if not isinstance(value, dict):
+        module.fail_json(msg=f"{path}: the value is a {type(value).__name__}, neither text nor a dict with content; "
+                             "nothing was written")
+    unknown = sorted(set(value) - FILE_KEYS)
+    if unknown:
+        module.fail_json(msg=f"{path}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(FILE_KEYS))}); "
+                             "nothing was written")
+    if not isinstance(value.get("content"), str):
+        module.fail_json(msg=f"{path}: content is missing or not text; nothing was written")
+    spec = {**task, **{key: val for key, val in value.items() if val is not None}}
+    for key in ("owner", "group", "mode"):
+        spec[key] = str(spec[key])
+    if spec["validate"] is not None and "%s" not in str(spec["validate"]):
+        module.fail_json(msg=f"{path}: validate must name the new file as %s, e.g. '/usr/sbin/visudo -cf %s'; "
+                             "nothing was written")
+    return spec
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "files": {"type": "dict", "required": True},
+            "directories": {"type": "list", "elements": "str", "default": []},
             "owner": {"type": "str", "default": "root"},
             "group": {"type": "str", "default": "root"},
             "mode": {"type": "str", "default": "0644"},
         },
         supports_check_mode=True,
     )
-    files: dict[str, Any] = module.params["files"]
-    for path, text in files.items():
+    directories: list[str] = [os.path.normpath(d) for d in module.params["directories"]]
+    for directory in directories:
+        if not os.path.isabs(directory):
+            module.fail_json(msg=f"{directory}: not an absolute directory path; nothing was written")
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            module.fail_json(msg=f"{directory}: exists and is not a directory; nothing was written")
+    specs: dict[str, dict[str, Any]] = {}
+    for path, value in module.params["files"].items():
         if not os.path.isabs(path):
             module.fail_json(msg=f"{path}: not an absolute path; nothing was written")
-        if not isinstance(text, str):
-            module.fail_json(msg=f"{path}: the content is a {type(text).__name__}, not text; nothing was written")
+        specs[path] = _spec(module, path, value)
+        parent = os.path.dirname(path)
         # in check mode an earlier task that would create the directory did not run: the file would be new
-        if not module.check_mode and not os.path.isdir(os.path.dirname(path)):
-            module.fail_json(msg=f"{path}: directory {os.path.dirname(path)} does not exist; nothing was written")
+        if not module.check_mode and not os.path.isdir(parent) and parent not in directories:
+            module.fail_json(msg=f"{path}: directory {parent} does not exist and is not among the directories to "
+                                 "create; nothing was written")
+    created: list[str] = []
+    for directory in directories:
+        if not os.path.isdir(directory):
+            created.append(directory)
+            if not module.check_mode:
+                try:
+                    os.makedirs(directory, mode=0o755, exist_ok=True)
+                except OSError as exc:
+                    module.fail_json(msg=f"{directory}: cannot create the directory: {exc}", created=created)
+                file_args = module.load_file_common_arguments(
+                    {"path": directory, "owner": "root", "group": "root", "mode": "0755"})
+                module.set_fs_attributes_if_different(file_args, False)
     changed_files: list[str] = []
     content_changed: list[str] = []
     diffs: list[dict[str, str]] = []
-    for path, text in files.items():
-        wanted = text.encode()
+    for path, spec in specs.items():
+        wanted = spec["content"].encode()
         current = _read(module, path)
         differs = current != wanted
         if differs:
@@ -117,19 +189,18 @@ def main() -> None:
             if module._diff:
                 before = "" if current is None else (current.decode(errors="replace") if len(current) <= DIFF_MAX
                                                      else "(the old content is too large to show)\n")
-                diffs.append({"before_header": path, "after_header": path, "before": before, "after": text})
+                diffs.append({"before_header": path, "after_header": path, "before": before, "after": spec["content"]})
             if not module.check_mode:
-                atomic_write(module, path, wanted)
+                atomic_write(module, path, wanted, validate=spec["validate"])
         attrs = False
         if os.path.exists(path):
             file_args = module.load_file_common_arguments(
-                {"path": path, "owner": module.params["owner"], "group": module.params["group"],
-                 "mode": module.params["mode"]})
+                {"path": path, "owner": spec["owner"], "group": spec["group"], "mode": spec["mode"]})
             attrs = module.set_fs_attributes_if_different(file_args, False)
         if differs or attrs:
             changed_files.append(path)
-    result: dict[str, Any] = {"changed": bool(changed_files), "changed_files": changed_files,
-                              "content_changed": content_changed}
+    result: dict[str, Any] = {"changed": bool(changed_files or created), "changed_files": changed_files,
+                              "content_changed": content_changed, "created_directories": created}
     if diffs:
         result["diff"] = diffs
     module.exit_json(**result)
