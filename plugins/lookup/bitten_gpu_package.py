@@ -27,6 +27,8 @@ _raw:
       description: absolute path of the file on the controller
     path:
       description: its path inside the tree, e.g. bitten/core/scontrol.py
+    content:
+      description: the file's text (the role writes the whole tree in one module run)
 """
 
 
@@ -36,4 +38,5 @@ class LookupModule(LookupBase):
         import bitten.gpu
 
         root = Path(bitten.__file__).parent
-        return [{"src": str(root / name), "path": f"bitten/{name}"} for name in sorted(bitten.gpu.NODE_MODULES)]
+        return [{"src": str(root / name), "path": f"bitten/{name}", "content": (root / name).read_text()}
+                for name in sorted(bitten.gpu.NODE_MODULES)]
