@@ -3,12 +3,13 @@ take, a node tool that answers garbage."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import pytest
 
 from bitten.cooling.redfish import CduReading, Connector, Control
-from bitten.energy.actuators import GpuCapper, Holder, Setpoint
+from bitten.energy.actuators import GpuCapper, Holder, Setpoint, Stopping, stoppable_sleep
 
 from .memory_slurm import MemorySlurm
 
@@ -82,3 +83,29 @@ def test_read_only_argv() -> None:
     capper = GpuCapper(["ssh", "{node}", "sudo", "-n", "/usr/local/sbin/bitten-gpu-power", "--watts", "{watts}"])
     assert capper._argv("gpu01", None) == ["ssh", "gpu01", "sudo", "-n", "/usr/local/sbin/bitten-gpu-power", "--read"]
     assert capper._argv("gpu01", 700)[-2:] == ["--watts", "700"]
+
+
+def test_a_stop_ends_every_actuators_retries_after_the_attempt_that_failed() -> None:
+    """The controller stops (SIGTERM) while an actuator retries a failing node under a long deadline: no further
+    attempt, no waiting out the deadline (systemd would kill the controller mid-action), the report says why."""
+    stop = threading.Event()
+    calls: list[list[str]] = []
+
+    def refused(argv: list[str], timeout: float) -> tuple[int, str]:
+        calls.append(argv)
+        stop.set()  # the stop arrives while this attempt runs
+        return 255, "ssh: connect to host gpu01 port 22: Connection refused"
+
+    capper = GpuCapper(["{node}", "--watts", "{watts}"], deadline_s=3600, sleep=stoppable_sleep(stop), runner=refused)
+    r = capper.apply("gpu01", 700)
+    assert not r.ok and len(calls) == 1 and "stopping" in r.error and r.reported is None
+
+    slurm = MemorySlurm(jobs={"flex": {"1": "Priority"}})
+    slurm.fail.add("pending")
+    r = Holder(slurm, 3600, stoppable_sleep(stop)).hold("flex")
+    assert not r.ok and "stopping" in r.error and len(slurm.calls) <= 1
+
+    nap = stoppable_sleep(threading.Event())
+    nap(0)  # not stopping: an ordinary wait
+    with pytest.raises(Stopping):
+        stoppable_sleep(stop)(3600)

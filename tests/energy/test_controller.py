@@ -263,3 +263,23 @@ def _registry(ctl: Controller) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(ControllerCollector(ctl))
     return registry
+
+
+def test_the_controllers_own_actuators_stop_retrying_when_it_stops(tmp_path: Path, grid: SignalServer) -> None:
+    """The service's SIGTERM handler sets ``stop``: the actuators the controller builds itself (no sleep given, as
+    the service runs it) wait on that event between attempts, so a retry under the actuator deadline ends at once
+    rather than outliving systemd's TimeoutStopSec and being killed mid-action."""
+    ctl, _, _ = controller(tmp_path, grid)
+    cfg = ctl.cfg.model_copy(update={"actuator_deadline_s": 3600.0})
+    service = Controller(cfg, slurm=MemorySlurm(), cooling=Cooling())  # type: ignore[arg-type]
+    calls: list[list[str]] = []
+
+    def refused(argv: list[str], timeout: float) -> tuple[int, str]:
+        calls.append(argv)
+        service.stop.set()
+        return 255, "ssh: connect to host gpu01 port 22: Connection refused"
+
+    service.capper.runner = refused
+    r = service.capper.apply("gpu01", None)
+    assert not r.ok and len(calls) == 1 and "stopping" in r.error
+    service.close()

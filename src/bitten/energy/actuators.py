@@ -7,6 +7,7 @@ recorded is what the actuator reported afterwards, never what was asked.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,21 @@ from bitten.energy.slurm import Slurm, SlurmError
 
 class ActuatorError(RuntimeError):
     pass
+
+
+class Stopping(ActuatorError):
+    """The controller is stopping: an actuator's retries end after the attempt that failed, with this as the
+    report's error (what the failed attempt did stays as it was; the next start reads the devices afresh)."""
+
+
+def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep between an actuator's attempts that ends when ``stop`` is set, raising :class:`Stopping`: a
+    controller told to stop (SIGTERM) does not wait out an actuator's deadline, which can outlast the service
+    manager's stop timeout and get the controller killed in the middle of an action."""
+    def nap(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Stopping("the controller is stopping: no further attempt")
+    return nap
 
 
 @dataclass
@@ -140,7 +156,7 @@ class Holder:
                 report.attempts += 1
                 retrying(self.deadline_s, self.sleep)(self.slurm.hold, new)
             after = {j.job_id: j for j in retrying(self.deadline_s, self.sleep)(self.slurm.pending, qos)}
-        except SlurmError as exc:
+        except (SlurmError, Stopping) as exc:
             report.error = str(exc)
             return report
         mine = self.held.setdefault(qos, set())
@@ -161,7 +177,7 @@ class Holder:
                 report.attempts += 1
                 retrying(self.deadline_s, self.sleep)(self.slurm.release, mine)
             after = {j.job_id: j for j in retrying(self.deadline_s, self.sleep)(self.slurm.pending, qos)}
-        except SlurmError as exc:
+        except (SlurmError, Stopping) as exc:
             report.error = str(exc)
             return report
         still = [j for j in mine if j in after and after[j].held]

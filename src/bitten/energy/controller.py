@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bitten.energy.actuators import GpuCapper, Holder, Report, Setpoint
+from bitten.energy.actuators import GpuCapper, Holder, Report, Setpoint, stoppable_sleep
 from bitten.energy.config import ControllerConfig
 from bitten.energy.energinet import DATASETS, Cache, EnergiDataService, top_hours_rank
 from bitten.energy.heatnet import HeatNetwork
@@ -65,9 +65,14 @@ class Controller:
     def __init__(self, cfg: ControllerConfig, *, slurm: Slurm | None = None, capper: GpuCapper | None = None,
                  grid: EnergiDataService | None = None, heat: HeatNetwork | None = None,
                  cooling: CoolingAlarms | None = None, setpoints: dict[str, Setpoint] | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
+        #: set by the service's SIGTERM handler: the loop ends, and so do the actuators' retries (their default
+        #: sleep waits on it)
+        self.stop = threading.Event()
+        if sleep is None:
+            sleep = stoppable_sleep(self.stop)
         self.health = SignalHealth()
         Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
         self.grid = grid if grid is not None else (
@@ -95,7 +100,6 @@ class Controller:
         self.counters: dict[tuple[str, str], int] = {}
         self.changes: dict[str, int] = {}
         self.lock = threading.Lock()
-        self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="actuate")
         self.nodepower = self._nodepower()
         self.gpupower = self._gpupower()
