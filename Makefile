@@ -8,7 +8,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps deps-vm venv images lab lab-down test lint pytest pytest-vm molecule molecule-all bench render clean
+.PHONY: help deps deps-vm venv images lab-images lab lab-down test lint pytest pytest-vm molecule molecule-all bench render clean
 
 help:
 	@echo "make lab       the whole site on this machine (containers, emulators, playbooks)"
@@ -32,11 +32,17 @@ $(BIN)/.installed: pyproject.toml | deps
 
 venv: $(BIN)/.installed
 
-images: venv
+# the tests' images: the base and roles images of both releases (Molecule's), and the lab's provisioning image
+images: lab-images
 	$(BIN)/bitten lab image --release trixie --release bookworm --roles roles
+
+# what the lab needs and no more: its bare nodes boot the provisioning image; its containers start from the trixie
+# base image, which `bitten lab up` builds when its recipe changed (the roles images are Molecule's)
+lab-images: venv
 	$(BIN)/bitten provision images inventory/lab --build
 
-lab: images deps-vm
+# deps-vm first: one apt run installs every host package the lab needs
+lab: deps-vm lab-images
 	$(BIN)/bitten lab up inventory/lab
 
 lab-down: venv
