@@ -37,6 +37,9 @@ INVENTORY = ROOT / "inventory" / "lab"
 LAYERS = ("hardware", "base", "slurm", "gpu", "ucloud", "cooling")
 SLURM_THREE = "lab-ctl,lab-dbd,lab-gpu01"
 TASK_TIME = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
+#: a task's header in ansible-playbook's default output, and a host's result line that is not a no-op
+TASK_HEADER = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.+)\]")
+NOT_A_NOOP = re.compile(r"^(changed|fatal|failed): \[([^\]]+)\]")
 
 
 @dataclass
@@ -46,6 +49,19 @@ class Run:
     changed: int
     failed: int
     output: str
+
+    def offenders(self) -> list[str]:
+        """Each task that changed or failed something, with the host: what makes a run not a no-op."""
+        task, out = "", []
+        for line in self.output.splitlines():
+            header = TASK_HEADER.match(line)
+            if header:
+                task = header.group(1)
+                continue
+            result = NOT_A_NOOP.match(line)
+            if result:
+                out.append(f"{result.group(1)}: {result.group(2)}: {task}")
+        return out
 
     def slowest(self, count: int = 5) -> list[tuple[str, float]]:
         found = [(name.strip(), float(sec)) for name, sec in TASK_TIME.findall(self.output)]
@@ -158,7 +174,9 @@ def main() -> int:
         print("\nA no-op run changed or failed something (see the counts above): the figures are not of a no-op.")
         for name, result in rows:
             if result.changed or result.failed:
-                print(f"--- {name}\n{result.output[-3000:]}")
+                print(f"--- {name}")
+                for offender in result.offenders() or [result.output[-3000:]]:
+                    print(f"  {offender}")
         return 1
     return 0
 
