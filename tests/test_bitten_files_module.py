@@ -101,6 +101,12 @@ def test_directories_per_file_mode_and_validation(tmp_path: Path) -> None:
     assert Path(sudoers).read_text() == "good\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left behind"
 
+    # nor does any other file of the same run get written: every validation runs before the first write
+    other = str(tmp_path / "other.conf")
+    rc, _, log = _run(tmp_path, {other: "x\n",
+                                 sudoers: {"content": "bad\n", "mode": "0440", "validate": "grep -q good %s"}})
+    assert rc != 0 and "failed validation" in log and not Path(other).exists()
+
 
 def test_bad_file_specs_write_nothing(tmp_path: Path) -> None:
     a = str(tmp_path / "a.conf")

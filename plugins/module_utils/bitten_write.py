@@ -9,12 +9,28 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 
-def atomic_write(module: AnsibleModule, path: str, data: bytes, validate: str | None = None) -> None:
+def validate_content(module: AnsibleModule, path: str, data: bytes, validate: str) -> None:
+    """Run ``validate`` (a command with ``%s``, e.g. ``/usr/sbin/visudo -cf %s``; no shell) on ``data`` in a
+    temporary file of the module's own temporary directory; fail_json naming ``path`` when it fails. A module that
+    writes several files validates every one first, so that a rejected file leaves all of them as they were."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.bitten-", dir=module.tmpdir)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        argv = [word.replace("%s", tmp) for word in shlex.split(validate)]
+        rc, out, err = module.run_command(argv)
+    finally:
+        os.unlink(tmp)
+    if rc != 0:
+        module.fail_json(msg=f"{path}: the new content failed validation ({validate}), the file was not replaced "
+                             f"and nothing was written: {(err or out).strip()}", rc=rc)
+
+
+def atomic_write(module: AnsibleModule, path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a 0600 temporary file in the same directory, synced, then renamed over it
     (AnsibleModule.atomic_move keeps an existing file's attributes); fail_json on any error, leaving nothing behind.
-    ``validate`` is a command with ``%s`` for the temporary file (e.g. ``/usr/sbin/visudo -cf %s``), run without a
-    shell before the rename: when it fails the file is not replaced. The caller sets owner, group and mode
-    afterwards."""
+    The caller sets owner, group and mode afterwards."""
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         module.fail_json(msg=f"{path}: directory {directory} does not exist")
@@ -25,13 +41,6 @@ def atomic_write(module: AnsibleModule, path: str, data: bytes, validate: str | 
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if validate is not None:
-            argv = [word.replace("%s", tmp) for word in shlex.split(validate)]
-            rc, out, err = module.run_command(argv)
-            if rc != 0:
-                os.unlink(tmp)
-                module.fail_json(msg=f"{path}: the new content failed validation ({validate}), the file was not "
-                                     f"replaced: {(err or out).strip()}", rc=rc)
         module.atomic_move(tmp, path)
     except Exception as exc:
         if os.path.exists(tmp):

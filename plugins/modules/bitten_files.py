@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.bitten_write import atomic_write
+from ansible.module_utils.bitten_write import atomic_write, validate_content
 
 DOCUMENTATION = r"""
 module: bitten_files
@@ -165,6 +165,12 @@ def main() -> None:
         if not module.check_mode and not os.path.isdir(parent) and parent not in directories:
             module.fail_json(msg=f"{path}: directory {parent} does not exist and is not among the directories to "
                                  "create; nothing was written")
+    # every new content that names a validation is validated before any directory or file is written: a rejected
+    # file leaves all of them as they were (check mode validates nothing, as ansible.builtin.copy)
+    if not module.check_mode:
+        for path, spec in specs.items():
+            if spec["validate"] is not None and _read(module, path) != spec["content"].encode():
+                validate_content(module, path, spec["content"].encode(), spec["validate"])
     created: list[str] = []
     for directory in directories:
         if not os.path.isdir(directory):
@@ -191,7 +197,7 @@ def main() -> None:
                                                      else "(the old content is too large to show)\n")
                 diffs.append({"before_header": path, "after_header": path, "before": before, "after": spec["content"]})
             if not module.check_mode:
-                atomic_write(module, path, wanted, validate=spec["validate"])
+                atomic_write(module, path, wanted)
         attrs = False
         if os.path.exists(path):
             file_args = module.load_file_common_arguments(
